@@ -1,0 +1,309 @@
+"""The agent and ops API (API.md): parse, call one service, serialize."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import URLValidator
+from django.db import connection
+from django.http import HttpRequest
+from ninja import Field, NinjaAPI, Query, Schema
+from ninja.errors import AuthenticationError, HttpError
+from ninja.errors import ValidationError as NinjaValidationError
+from ninja.security import HttpBearer
+from pydantic import ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr, field_validator
+
+from . import killswitch, lifecycle, selectors, wakeups
+from .credentials import Principal, authenticate_key
+from .errors import Forbidden, InvalidInput, ServiceError
+from .jsonbody import StrictJsonParser
+from .middleware import error_response
+from .models import KillSwitch
+from .serializers import action_json
+
+ACTION_TYPE = r"^[A-Za-z][A-Za-z0-9_.:-]{0,127}$"
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+class AgentKey(HttpBearer):
+    """An agent's key; a user token here is authenticated but not allowed."""
+
+    def authenticate(self, request: HttpRequest, token: str) -> Principal | None:
+        principal = authenticate_key(token)
+        if principal and principal.user:
+            raise Forbidden("This endpoint takes an agent key, not a user token.")
+        return principal
+
+
+class OpsToken(HttpBearer):
+    """A user token of a user in the ops group (or a superuser)."""
+
+    def authenticate(self, request: HttpRequest, token: str) -> Principal | None:
+        principal = authenticate_key(token)
+        if principal is None:
+            return None
+        user = principal.user
+        if user is None or not (user.is_superuser or user.groups.filter(name="ops").exists()):
+            raise Forbidden("Only members of the ops group may use the ops API.")
+        return principal
+
+
+api = NinjaAPI(
+    title="reviewqueue",
+    version="1",
+    description="Approval service between AI agents and the real world. See API.md.",
+    urls_namespace="api-v1",
+    parser=StrictJsonParser(),
+)
+
+
+@api.exception_handler(ServiceError)
+def _service_error(request, exc: ServiceError):
+    return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+
+
+@api.exception_handler(HttpError)
+def _http_error(request, exc: HttpError):
+    if isinstance(exc.__cause__, ServiceError):  # raised by our body parser, wrapped by ninja
+        return _service_error(request, exc.__cause__)
+    if isinstance(exc, AuthenticationError):
+        return error_response(
+            401, "unauthorized", "Missing or invalid credentials: send 'Authorization: Bearer <key>'.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return error_response(exc.status_code, "bad_request", str(exc.message))
+
+
+@api.exception_handler(NinjaValidationError)
+def _validation_error(request, exc: NinjaValidationError):
+    details = [
+        {"location": ".".join(str(part) for part in _location(error.get("loc", ()))), "message": error.get("msg", "")}
+        for error in exc.errors
+    ]
+    first = details[0] if details else {"location": "", "message": "invalid"}
+    return error_response(
+        422, "validation_error", f"{first['location']}: {first['message']}".strip(": "), details
+    )
+
+
+def _location(loc) -> tuple:
+    """ninja nests the body under its parameter name: ("body", "body", "x") → ("body", "x")."""
+    loc = tuple(loc)
+    return loc[1:] if loc[:1] in (("body",), ("query",)) and len(loc) > 2 else loc
+
+
+# ---------------------------------------------------------------- schemas ---
+
+class Cost(Schema):
+    model_config = ConfigDict(extra="forbid")
+    input_tokens: Annotated[StrictInt, Field(ge=0, le=10**12)] | None = None
+    output_tokens: Annotated[StrictInt, Field(ge=0, le=10**12)] | None = None
+    usd: Annotated[StrictFloat | StrictInt, Field(ge=0, le=10**9)] | None = None
+
+
+class SubmitIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+    action_type: Annotated[StrictStr, Field(pattern=ACTION_TYPE, examples=["payments.refund"])]
+    payload: dict[str, Any]
+    summary: Annotated[StrictStr, Field(min_length=1)]
+    tool: Annotated[StrictStr, Field(max_length=200)] = ""
+    rationale: Annotated[StrictStr, Field(max_length=10_000)] = ""
+    conversation_id: Annotated[StrictStr, Field(max_length=200)] = ""
+    context: dict[str, Any] | None = None
+    cost: Cost | None = None
+    callback_url: Annotated[StrictStr, Field(max_length=2048)] = ""
+
+    @field_validator("summary")
+    @classmethod
+    def _summary(cls, value: str) -> str:
+        limit = settings.REVIEWQUEUE["MAX_SUMMARY_CHARS"]
+        if len(value) > limit:
+            raise ValueError(f"at most {limit:,} characters (got {len(value):,})")
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+    @field_validator("callback_url")
+    @classmethod
+    def _callback_url(cls, value: str) -> str:
+        if value:
+            try:
+                URLValidator(schemes=["http", "https"])(value)
+            except DjangoValidationError:
+                raise ValueError("must be an http or https URL") from None
+        return value
+
+
+class Risk(Schema):
+    score: float
+    reasons: list[str]
+    model_version: str
+    policy_version: str
+    probabilities: dict[str, float]
+
+
+class Decision(Schema):
+    by: str
+    note: str
+
+
+class OutcomeOut(Schema):
+    status: Literal["succeeded", "failed"]
+    detail: str
+    at: datetime
+
+
+class ActionOut(Schema):
+    id: uuid.UUID
+    action_type: str
+    tool: str
+    summary: str
+    conversation_id: str
+    status: Literal["pending", "approved", "rejected", "expired", "cancelled", "halted"]
+    may_execute: bool
+    tier: Literal["auto", "async_review", "blocking"]
+    risk: Risk
+    review_state: Literal["none", "awaiting_review", "confirmed", "flagged"]
+    payload: dict[str, Any]
+    approved_payload: dict[str, Any] | None
+    approved_payload_sha256: str | None
+    sla_due_at: datetime | None
+    escalation_level: int
+    escalated_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    decided_at: datetime | None
+    decision: Decision | None
+    outcome: OutcomeOut | None
+
+
+class ErrorBody(Schema):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorOut(Schema):
+    error: ErrorBody
+
+
+class OutcomeIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["succeeded", "failed"]
+    detail: Annotated[StrictStr, Field(max_length=10_000)] = ""
+
+
+class SwitchOut(Schema):
+    scope: str
+    engaged: bool
+    reason: str
+    changed_by: str
+    changed_at: datetime
+
+
+class AgentKillSwitchOut(Schema):
+    may_submit: bool
+    engaged: list[SwitchOut]
+
+
+class SwitchIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+    scope: Annotated[StrictStr, Field(max_length=200, examples=["global", "agent:billing-bot", "action_type:payments.*"])]
+    engaged: StrictBool
+    reason: Annotated[StrictStr, Field(min_length=1, max_length=2000)]
+
+
+class SwitchSetOut(SwitchOut):
+    halted: int
+
+
+ERRORS = {code: ErrorOut for code in (400, 401, 403, 404, 409, 413, 422, 423, 429, 503)}
+
+
+def _agent(request) -> Any:
+    return request.auth.agent
+
+
+def _switch(switch) -> dict:
+    return {
+        "scope": switch.scope, "engaged": switch.engaged, "reason": switch.reason,
+        "changed_by": switch.changed_by, "changed_at": switch.changed_at,
+    }
+
+
+# ---------------------------------------------------------------- agents ---
+
+@api.post("/actions", auth=AgentKey(), response={200: ActionOut, 201: ActionOut, **ERRORS}, tags=["actions"])
+def submit_action(request, body: SubmitIn):
+    """Submit an action; the answer says at once whether the agent may execute it."""
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not IDEMPOTENCY_KEY.match(key):
+        raise InvalidInput("Idempotency-Key must be 1 to 255 printable ASCII characters without spaces.")
+    submission = lifecycle.Submission(**{**body.model_dump(), "cost": body.cost.model_dump() if body.cost else None})
+    submitted = lifecycle.action_submit(agent=_agent(request), submission=submission, idempotency_key=key)
+    return (201 if submitted.created else 200), action_json(submitted.action)
+
+
+@api.get("/actions/{action_id}", auth=AgentKey(), response={200: ActionOut, **ERRORS}, tags=["actions"])
+def get_action(request, action_id: uuid.UUID):
+    return action_json(selectors.action_get_for_agent(agent=_agent(request), action_id=action_id))
+
+
+class WaitQuery(Schema):
+    timeout: Annotated[float, Field(ge=0, le=60, allow_inf_nan=False)] = 30
+
+
+@api.get("/actions/{action_id}/wait", auth=AgentKey(), response={200: ActionOut, **ERRORS}, tags=["actions"])
+def wait_action(request, action_id: uuid.UUID, query: Query[WaitQuery]):
+    """Long-poll: returns when the action leaves pending, or after `timeout` seconds (max 60)."""
+    agent = _agent(request)
+    action = selectors.action_get_for_agent(agent=agent, action_id=action_id)
+    if action.status == "pending" and query.timeout > 0:
+        # Hand the connection back before waiting: a waiter holds no database connection.
+        connection.close()
+        wakeups.wait(action.pk, timeout=query.timeout)
+        action = selectors.action_get_for_agent(agent=agent, action_id=action_id)
+    return action_json(action)
+
+
+@api.post("/actions/{action_id}/cancel", auth=AgentKey(), response={200: ActionOut, **ERRORS}, tags=["actions"])
+def cancel_action(request, action_id: uuid.UUID):
+    """Withdraw a pending action."""
+    action = selectors.action_get_for_agent(agent=_agent(request), action_id=action_id)
+    return action_json(lifecycle.action_cancel(action=action))
+
+
+@api.post("/actions/{action_id}/outcome", auth=AgentKey(), response={200: ActionOut, **ERRORS}, tags=["actions"])
+def report_outcome(request, action_id: uuid.UUID, body: OutcomeIn):
+    """Report what happened when the agent executed an approved action."""
+    action = selectors.action_get_for_agent(agent=_agent(request), action_id=action_id)
+    return action_json(lifecycle.action_record_outcome(action=action, outcome=body.status, detail=body.detail))
+
+
+@api.get("/kill-switch", auth=AgentKey(), response={200: AgentKillSwitchOut, **ERRORS}, tags=["kill switch"])
+def agent_kill_switch(request):
+    """Whether this agent may submit now, and which switches stop it."""
+    may_submit, switches = killswitch.kill_switch_status(agent=_agent(request))
+    return {"may_submit": may_submit, "engaged": [_switch(s) for s in switches]}
+
+
+# ------------------------------------------------------------------- ops ---
+
+@api.get("/ops/kill-switch", auth=OpsToken(), response={200: list[SwitchOut], **ERRORS}, tags=["ops"])
+def ops_kill_switches(request):
+    """Every kill switch ever set, and its state."""
+    return [_switch(s) for s in KillSwitch.objects.order_by("scope")]
+
+
+@api.post("/ops/kill-switch", auth=OpsToken(), response={200: SwitchSetOut, **ERRORS}, tags=["ops"])
+def ops_set_kill_switch(request, body: SwitchIn):
+    """Engage or release a kill switch; engaging halts every pending action in scope."""
+    switch, halted = killswitch.kill_switch_set(
+        scope=body.scope, engaged=body.engaged, reason=body.reason, actor=request.auth.label
+    )
+    return {**_switch(switch), "halted": halted}

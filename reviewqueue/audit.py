@@ -1,0 +1,122 @@
+"""The audit trail: every event is appended here, hash-chained, never changed.
+
+Each event's hash is SHA-256 over the previous event's hash and the canonical
+JSON of the event, so editing or dropping any row breaks every later hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import connection
+from django.utils import timezone
+
+from .canonical import canonical_json
+from .models import Action, Agent, AuditEvent
+
+GENESIS_HASH = "0" * 64
+# Any fixed 64-bit number; names the lock that serialises appends on PostgreSQL.
+_CHAIN_LOCK = 0x72715F6175646974
+
+
+def event_body(*, seq: int, created_at: datetime, kind: str, actor: str, action_id, agent_id, data) -> dict:
+    return {
+        "seq": seq,
+        "created_at": created_at.astimezone(UTC).isoformat(),
+        "kind": kind,
+        "actor": actor,
+        "action_id": str(action_id) if action_id else None,
+        "agent_id": agent_id,
+        "data": data,
+    }
+
+
+def chain_hash(prev_hash: str, body: dict) -> str:
+    return hashlib.sha256((prev_hash + canonical_json(body)).encode()).hexdigest()
+
+
+def audit_append(
+    *, kind: str, actor: str, action: Action | None = None, agent: Agent | None = None,
+    data: dict[str, Any] | None = None, at: datetime | None = None,
+) -> AuditEvent:
+    """Append one event; must run inside the transaction of the change it records."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("audit_append must run inside the transaction of the change it records")
+    if connection.vendor == "postgresql":
+        # Held to the end of the transaction: two appends can't read the same
+        # tail and fork the chain. (SQLite serialises writers already: our
+        # transactions start IMMEDIATE.)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK])
+    tail = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
+    seq, prev_hash = (tail[0] + 1, tail[1]) if tail else (1, GENESIS_HASH)
+    created_at = at or timezone.now()
+    agent = agent or (action.agent if action else None)
+    body = event_body(
+        seq=seq, created_at=created_at, kind=kind, actor=actor,
+        action_id=action.pk if action else None, agent_id=agent.pk if agent else None, data=data or {},
+    )
+    return AuditEvent.objects.create(
+        seq=seq, created_at=created_at, kind=kind, actor=actor, action=action, agent=agent,
+        data=body["data"], prev_hash=prev_hash, hash=chain_hash(prev_hash, body),
+    )
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    seq: int
+    problem: str
+
+
+def audit_verify(*, batch_size: int = 2000) -> tuple[int, ChainBreak | None]:
+    """Walk the whole chain in order; return the count checked and the first break."""
+    prev_hash, expected_seq, checked = GENESIS_HASH, 1, 0
+    for event in _iterate(batch_size):
+        if event.seq != expected_seq:
+            return checked, ChainBreak(expected_seq, f"event #{expected_seq} is missing (next is #{event.seq})")
+        if event.prev_hash != prev_hash:
+            return checked, ChainBreak(event.seq, "its prev_hash does not match the hash of the event before it")
+        body = event_body(
+            seq=event.seq, created_at=event.created_at, kind=event.kind, actor=event.actor,
+            action_id=event.action_id, agent_id=event.agent_id, data=event.data,
+        )
+        if chain_hash(prev_hash, body) != event.hash:
+            return checked, ChainBreak(event.seq, "its contents do not match its hash")
+        prev_hash, expected_seq, checked = event.hash, expected_seq + 1, checked + 1
+    return checked, None
+
+
+def _iterate(batch_size: int) -> Iterator[AuditEvent]:
+    last = 0
+    while True:
+        batch = list(AuditEvent.objects.filter(seq__gt=last).order_by("seq")[:batch_size])
+        if not batch:
+            return
+        yield from batch
+        last = batch[-1].seq
+
+
+def audit_export(*, since: datetime | None = None) -> Iterator[dict]:
+    """Events as plain dicts in chain order, with their hashes, for JSON Lines."""
+    last = 0
+    while True:
+        query = AuditEvent.objects.filter(seq__gt=last).order_by("seq")
+        if since:
+            query = query.filter(created_at__gte=since)
+        batch = list(query[:2000])
+        if not batch:
+            return
+        for event in batch:
+            yield {
+                **event_body(
+                    seq=event.seq, created_at=event.created_at, kind=event.kind, actor=event.actor,
+                    action_id=event.action_id, agent_id=event.agent_id, data=event.data,
+                ),
+                "prev_hash": event.prev_hash,
+                "hash": event.hash,
+            }
+        last = batch[-1].seq

@@ -1,0 +1,13 @@
+"""Expiry of short-lived bookkeeping (never of history: audit and actions stay)."""
+
+from django.conf import settings
+from django.utils import timezone
+
+from .models import IdempotencyKey
+from .ratelimit import rate_counters_purge
+
+
+def purge_expired() -> dict[str, int]:
+    cutoff = timezone.now() - settings.REVIEWQUEUE["IDEMPOTENCY_TTL"]
+    keys, _ = IdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
+    return {"idempotency_keys": keys, "rate_counters": rate_counters_purge()}

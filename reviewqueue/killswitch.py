@@ -1,0 +1,90 @@
+"""The kill switch: scopes, the check on the submit path, engage and release.
+
+The submit path reads the switches inside its own transaction, under a shared
+advisory lock that `kill_switch_set` takes exclusively (PostgreSQL): an engage
+waits for in-flight submissions to commit and then halts them, and every
+submission after it sees the switch. Nothing is cached, so no stale read can
+let an action through; if the state can't be read, the request fails (503).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from . import lifecycle
+from .audit import audit_append
+from .errors import InvalidInput
+from .models import Agent, KillSwitch
+
+_LOCK = 0x72715F6B696C6C  # any fixed 64-bit number
+SCOPE = re.compile(r"^(global|agent:[A-Za-z0-9][A-Za-z0-9_.-]{0,99}|action_type:[A-Za-z0-9_.:*?\[\]!-]{1,128})$")
+
+
+def scope_validate(scope: str) -> str:
+    if not isinstance(scope, str) or not SCOPE.match(scope):
+        raise InvalidInput(
+            "scope must be 'global', 'agent:<name>' or 'action_type:<pattern>'.", details={"scope": scope}
+        )
+    return scope
+
+
+def scope_covers(scope: str, *, agent_name: str, action_type: str) -> bool:
+    kind, _, value = scope.partition(":")
+    if kind == "global":
+        return True
+    if kind == "agent":
+        return agent_name == value
+    return kind == "action_type" and fnmatch.fnmatchcase(action_type, value)
+
+
+def engaged_scope(*, agent: Agent, action_type: str) -> KillSwitch | None:
+    """The engaged switch covering this submission, if any; call inside its transaction."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [_LOCK])
+    for switch in KillSwitch.objects.filter(engaged=True).order_by("scope"):
+        if scope_covers(switch.scope, agent_name=agent.name, action_type=action_type):
+            return switch
+    return None
+
+
+def kill_switch_set(*, scope: str, engaged: bool, reason: str, actor: str) -> tuple[KillSwitch, int]:
+    """Engage or release one switch; engaging halts every pending action in scope.
+
+    Returns the switch and how many actions were halted.
+    """
+    scope_validate(scope)
+    if not isinstance(reason, str) or not reason.strip():
+        raise InvalidInput("A reason is required.")
+    now = timezone.now()
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # Exclusive against the submit path's shared lock; see the module docstring.
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK])
+        switch, _ = KillSwitch.objects.update_or_create(
+            scope=scope, defaults={"engaged": engaged, "reason": reason, "changed_by": actor, "changed_at": now}
+        )
+        audit_append(
+            kind="kill_switch.engaged" if engaged else "kill_switch.released", actor=actor, at=now,
+            data={"scope": scope, "reason": reason},
+        )
+        halted = lifecycle.actions_halt(scope=scope, reason=reason, actor=actor) if engaged else 0
+    return switch, halted
+
+
+def kill_switch_status(*, agent: Agent) -> tuple[bool, list[KillSwitch]]:
+    """Whether the agent may submit at all, and every engaged switch that concerns it.
+
+    An `action_type:` switch stops only matching types, so it is listed but
+    leaves `may_submit` true.
+    """
+    switches = [
+        switch for switch in KillSwitch.objects.filter(engaged=True).order_by("scope")
+        if switch.scope in ("global", f"agent:{agent.name}") or switch.scope.startswith("action_type:")
+    ]
+    return not any(not s.scope.startswith("action_type:") for s in switches), switches

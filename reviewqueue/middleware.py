@@ -1,0 +1,71 @@
+"""Every answer under /api/ is JSON, errors included (API.md, "Errors")."""
+
+import json
+import logging
+
+from django.db import DatabaseError
+from django.http import JsonResponse
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX = "/api/"
+_CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+    406: "not_acceptable", 409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type",
+    422: "validation_error", 423: "locked", 429: "rate_limited", 500: "internal_error", 503: "service_unavailable",
+}
+
+
+def error_response(status: int, code: str, message: str, details=None, headers=None) -> JsonResponse:
+    body = {"error": {"code": code, "message": message}}
+    if details is not None:
+        body["error"]["details"] = details
+    response = JsonResponse(body, status=status, json_dumps_params={"ensure_ascii": False})
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+class ApiErrorEnvelopeMiddleware:
+    """Turns Django's own HTML errors (unknown URL, wrong method, CSRF, a crash)
+    into the JSON envelope for API paths, so clients never parse HTML."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if not request.path.startswith(API_PREFIX) or response.status_code < 400:
+            return response
+        if response.get("Content-Type", "").startswith("application/json") and _is_envelope(response):
+            return response
+        status = response.status_code
+        wrapped = error_response(status, _CODES.get(status, "error"), _message(status, response))
+        for header in ("Allow", "Retry-After", "WWW-Authenticate"):
+            if header in response:
+                wrapped[header] = response[header]
+        return wrapped
+
+    def process_exception(self, request, exception):
+        if not request.path.startswith(API_PREFIX):
+            return None
+        if isinstance(exception, DatabaseError):
+            # Fail closed: if we can't read state (the kill switch included), nothing is approved.
+            logger.exception("database unavailable")
+            return error_response(503, "service_unavailable", "The service can't reach its database; retry later.",
+                                  headers={"Retry-After": "5"})
+        logger.exception("unhandled error")
+        return error_response(500, "internal_error", "Something went wrong on our side.")
+
+
+def _is_envelope(response) -> bool:
+    try:
+        return "error" in json.loads(response.content)
+    except (ValueError, TypeError):
+        return False
+
+
+def _message(status: int, response) -> str:
+    if status == 405:
+        return f"Method not allowed; use {response.get('Allow', 'another method')}."
+    return {404: "No such resource.", 403: "Not allowed.", 400: "Bad request."}.get(status, "Request failed.")

@@ -1,0 +1,224 @@
+"""Tables of the review queue. Writes go through the service modules
+(lifecycle, credentials, audit, killswitch); nothing here assigns a status."""
+
+import fnmatch
+import secrets
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+
+from .ids import uuid7
+
+AGENT_NAME = RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$", "Letters, digits, '.', '_' and '-'.")
+
+
+def _webhook_secret() -> str:
+    return secrets.token_hex(32)
+
+
+class Agent(models.Model):
+    name = models.CharField(max_length=100, unique=True, validators=[AGENT_NAME])
+    description = models.TextField(blank=True)
+    scopes = models.JSONField(
+        default=list, blank=True, help_text="Shell-style patterns of action types it may submit, e.g. payments.*"
+    )
+    owners = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="owned_agents")
+    rate_limit_per_minute = models.PositiveIntegerField(default=120)
+    conversation_rate_limit_per_minute = models.PositiveIntegerField(default=30)
+    webhook_secret = models.CharField(max_length=64, default=_webhook_secret, editable=False)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def allows(self, action_type: str) -> bool:
+        return any(fnmatch.fnmatchcase(action_type, pattern) for pattern in self.scopes)
+
+
+class ApiKey(models.Model):
+    """A bearer credential of an agent or a user, stored as a SHA-256 hash.
+
+    Keys are 256-bit random strings, so a fast hash is safe and lets a request
+    find its key with one indexed lookup.
+    """
+
+    agent = models.ForeignKey(Agent, null=True, blank=True, on_delete=models.CASCADE, related_name="keys")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="api_keys"
+    )
+    prefix = models.CharField(max_length=16, help_text="The first characters, to recognise a key.")
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API key"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(agent__isnull=False, user__isnull=True)
+                | models.Q(agent__isnull=True, user__isnull=False),
+                name="apikey_belongs_to_agent_xor_user",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.agent or self.user})"
+
+
+class Status(models.TextChoices):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    HALTED = "halted"
+
+
+class Tier(models.TextChoices):
+    AUTO = "auto"
+    ASYNC_REVIEW = "async_review"
+    BLOCKING = "blocking"
+
+
+class ReviewState(models.TextChoices):
+    NONE = "none"
+    AWAITING_REVIEW = "awaiting_review"
+    CONFIRMED = "confirmed"
+    FLAGGED = "flagged"
+
+
+class Outcome(models.TextChoices):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class Action(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="actions")
+    action_type = models.CharField(max_length=128)
+    tool = models.CharField(max_length=200, blank=True)
+    payload = models.JSONField()
+    summary = models.TextField()
+    rationale = models.TextField(blank=True)
+    conversation_id = models.CharField(max_length=200, blank=True)
+    context = models.JSONField(null=True, blank=True)
+    cost = models.JSONField(null=True, blank=True)
+    callback_url = models.URLField(max_length=2048, blank=True)
+
+    status = models.CharField(max_length=16, choices=Status.choices)
+    tier = models.CharField(max_length=16, choices=Tier.choices)
+    review_state = models.CharField(max_length=16, choices=ReviewState.choices, default=ReviewState.NONE)
+
+    risk_score = models.FloatField()
+    risk_reasons = models.JSONField(default=list)
+    risk_probabilities = models.JSONField(default=dict, blank=True)
+    model_version = models.CharField(max_length=100)
+    policy_version = models.CharField(max_length=100, blank=True)
+    routing_ms = models.FloatField(default=0)
+    four_eyes = models.BooleanField(default=False)
+
+    approved_payload = models.JSONField(null=True, blank=True)
+    approved_payload_sha256 = models.CharField(max_length=64, blank=True)
+
+    sla_due_at = models.DateTimeField(null=True, blank=True)
+    escalation_level = models.PositiveSmallIntegerField(default=0)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decision_by_label = models.CharField(
+        max_length=150, blank=True, help_text="Who decided: a username, 'agent', 'sla' or 'kill_switch'."
+    )
+    decision_note = models.TextField(blank=True)
+
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, blank=True)
+    outcome_detail = models.TextField(blank=True)
+    outcome_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["agent", "-created_at"], name="action_agent_recent"),
+            models.Index(fields=["agent", "conversation_id"], name="action_conversation"),
+            models.Index(fields=["status", "tier", "-created_at"], name="action_queue"),
+            models.Index(
+                fields=["sla_due_at"], name="action_pending_sla", condition=models.Q(status="pending")
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action_type} ({self.status})"
+
+    @property
+    def may_execute(self) -> bool:
+        return self.status == Status.APPROVED
+
+
+class IdempotencyKey(models.Model):
+    """One agent's key maps to one request body and the action it created."""
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE)
+    key = models.CharField(max_length=255)
+    request_sha256 = models.CharField(max_length=64)
+    action = models.ForeignKey(Action, on_delete=models.CASCADE)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["agent", "key"], name="idempotency_key_per_agent")]
+
+
+class RateCounter(models.Model):
+    """A fixed-window counter, used when no Redis cache is configured."""
+
+    key = models.CharField(max_length=250, primary_key=True)
+    count = models.PositiveIntegerField()
+    expires_at = models.DateTimeField(db_index=True)
+
+
+class KillSwitch(models.Model):
+    scope = models.CharField(max_length=200, unique=True, help_text="global, agent:<name> or action_type:<pattern>")
+    engaged = models.BooleanField(default=False)
+    reason = models.TextField()
+    changed_by = models.CharField(max_length=150)
+    changed_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name_plural = "kill switches"
+        indexes = [models.Index(fields=["scope"], name="killswitch_engaged", condition=models.Q(engaged=True))]
+
+    def __str__(self) -> str:
+        return f"{self.scope} ({'engaged' if self.engaged else 'released'})"
+
+
+class AuditEvent(models.Model):
+    """Append-only, hash-chained history. On PostgreSQL a trigger refuses
+    UPDATE, DELETE and TRUNCATE; `verify_audit` checks the chain."""
+
+    seq = models.BigIntegerField(primary_key=True)
+    created_at = models.DateTimeField()
+    kind = models.CharField(max_length=64)
+    actor = models.CharField(max_length=200)
+    action = models.ForeignKey(
+        Action, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_events"
+    )
+    agent = models.ForeignKey(Agent, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    data = models.JSONField(default=dict)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["seq"]
+        indexes = [models.Index(fields=["created_at"], name="audit_created")]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.kind}"

@@ -1,0 +1,81 @@
+"""Wakes long-polls when their action leaves `pending`.
+
+A waiting request holds a threading.Event, not a database connection. One
+watcher thread per process asks the database, every few tens of ms and only
+while someone waits, which of the watched actions have moved on; changes made
+in this process wake their waiters at commit, without waiting for the watcher.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import defaultdict
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+
+_lock = threading.Lock()
+_waiters: dict[uuid.UUID, set[threading.Event]] = defaultdict(set)
+_watcher: threading.Thread | None = None
+_watcher_wakeup = threading.Event()
+
+
+def notify(action_id: uuid.UUID) -> None:
+    """Wake this process's waiters on the action (call after commit)."""
+    with _lock:
+        events = list(_waiters.get(action_id, ()))
+    for event in events:
+        event.set()
+
+
+def wait(action_id: uuid.UUID, *, timeout: float) -> bool:
+    """Block up to `timeout` s until the action may have left pending; True if woken.
+
+    The caller must have released its database connection first.
+    """
+    event = threading.Event()
+    with _lock:
+        _waiters[action_id].add(event)
+        _ensure_watcher()
+    _watcher_wakeup.set()
+    try:
+        return event.wait(timeout)
+    finally:
+        with _lock:
+            _waiters[action_id].discard(event)
+            if not _waiters[action_id]:
+                del _waiters[action_id]
+
+
+def _ensure_watcher() -> None:
+    global _watcher
+    if _watcher is None or not _watcher.is_alive():
+        _watcher = threading.Thread(target=_watch, name="reviewqueue-wakeups", daemon=True)
+        _watcher.start()
+
+
+def _watch() -> None:
+    from .models import Action, Status
+
+    interval = settings.REVIEWQUEUE["WAIT_POLL_SECONDS"]
+    while True:
+        with _lock:
+            watched = list(_waiters)
+        if not watched:
+            _watcher_wakeup.wait(1.0)
+            _watcher_wakeup.clear()
+            continue
+        try:
+            moved = list(
+                Action.objects.filter(pk__in=watched).exclude(status=Status.PENDING).values_list("pk", flat=True)
+            )
+        except Exception:  # the database is briefly away: the waiters time out, we retry
+            moved = []
+            close_old_connections()
+        for action_id in moved:
+            notify(action_id)
+        # Give the connection back between polls (to the pool, when there is one).
+        connection.close()
+        _watcher_wakeup.wait(interval)
+        _watcher_wakeup.clear()

@@ -1,0 +1,293 @@
+"""Risk indicators found in an action's text: each one a reviewer would point at.
+
+Pure and cheap: regexes with literal prefilters, phonenumbers only on digit runs
+that look like phone numbers, Luhn and ISO 13616 (mod 97) checks so that order
+numbers and tracking ids are not taken for cards and IBANs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import phonenumbers
+
+EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]{1,64}@([A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24})\b")
+_CARD_CANDIDATE = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
+_IBAN_CANDIDATE = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
+_PHONE_CANDIDATE = re.compile(r"(?<![\w+])(?:\+|00)?\(?\d[\d ().-]{6,18}\d(?![\w])")
+_SSN = re.compile(r"\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b")
+
+# Key material has shapes; the generic "password=..." form needs a value.
+_SECRETS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("AWS access key", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
+    ("private key", re.compile(r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----")),
+    ("Stripe secret key", re.compile(r"\b(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{10,}\b")),
+    ("API token", re.compile(r"\bsk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}\b")),
+    ("GitHub token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})\b")),
+    ("Slack token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}\b")),
+    ("Google API key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b")),
+    ("JWT", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")),
+    ("password", re.compile(r"(?i)\b(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?token)\s*[:=]\s*['\"]?[^\s'\",;]{6,}")),
+    ("connection string with a password", re.compile(r"\b[a-z][a-z0-9+.-]{1,20}://[^/\s:@]+:[^/\s@]{3,}@")),
+)
+SECRET_KEYS = frozenset(
+    "password passwd secret client_secret api_key apikey private_key secret_key access_key "
+    "access_token auth_token refresh_token".split()
+)
+
+# Phrasing that addresses the agent rather than describing the task.
+_INJECTION = re.compile(
+    r"(?i)\b(?:"
+    r"(?:ignore|disregard|forget|override|bypass)\s+(?:all\s+|any\s+|the\s+|your\s+|my\s+|these\s+)*"
+    r"(?:previous|prior|above|earlier|preceding|original|system|safety|existing)\s+"
+    r"(?:instructions?|prompts?|rules|directions|guidelines|messages?|context|policies|policy)"
+    r"|new\s+(?:system\s+)?instructions?\s*:"
+    r"|system\s+(?:prompt|override|message)\s*:"
+    r"|you\s+are\s+now\s+(?:in\s+)?(?:an?\s+)?(?:admin|developer|unrestricted|dan|god|jailbreak|root)"
+    r"|(?:do\s+not|don'?t|never)\s+(?:tell|inform|notify|alert|mention\s+(?:this\s+)?to)\s+(?:the\s+)?"
+    r"(?:user|customer|admin|administrator|anyone|security|owner|human|reviewer)s?"
+    r"|without\s+(?:telling|notifying|informing|asking)\s+(?:the\s+)?(?:user|customer|admin|anyone|reviewer|human)"
+    r"|(?:as|per)\s+(?:an?\s+)?(?:ai|assistant|agent)\s*,?\s+you\s+must"
+    r"|<\|?(?:im_start|system)\|?>|\[\[?system\]\]?|\bBEGIN\s+(?:SYSTEM|ADMIN)\b"
+    r"|(?:assistant|agent|ai)\s*:\s*(?:ignore|forward|send|transfer|delete)"
+    r"|jailbreak"
+    r")"
+)
+
+_DESTRUCTIVE_COMMANDS = re.compile(
+    r"(?i)(?:"
+    r"\brm\s+(?:-[a-z]*[rf][a-z]*\s+)+|\brmdir\b|\bmkfs(?:\.\w+)?\b|\bdd\s+if=|\bshred\b|\bwipefs\b"
+    r"|>\s*/dev/(?:sd|nvme|hd)|:\(\)\s*\{|\bchmod\s+(?:-R\s+)?0?777\b|\bchown\s+-R\b"
+    r"|\bgit\s+push\s+(?:\S+\s+)*(?:--force\b|-f\b)|\bgit\s+reset\s+--hard\b|\bgit\s+clean\s+-[a-z]*f"
+    r"|\bdrop\s+(?:table|database|schema|index|collection|keyspace)\b|\btruncate\s+(?:table\s+)?\w"
+    r"|\bdelete\s+from\s+[\w.\"`]+\s*(?:;|$)|\bupdate\s+[\w.\"`]+\s+set\s+(?:(?!\bwhere\b)[^;])*(?:;|$)"
+    r"|\bflushall\b|\bflushdb\b|\bdropdatabase\b|\bdeletemany\s*\(\s*\{\s*\}\s*\)"
+    r"|\bkubectl\s+delete\b|\bhelm\s+(?:uninstall|delete)\b|\bterraform\s+destroy\b|\bterraform\s+apply\s+.*-auto-approve"
+    r"|\baws\s+s3\s+(?:rm|rb)\b|\baws\s+\w+\s+(?:delete|terminate)-|\bgsutil\s+(?:-m\s+)?rm\b"
+    r"|\bgcloud\s+\S+(?:\s+\S+)?\s+delete\b|\baz\s+\S+\s+delete\b|\bdocker\s+system\s+prune\b"
+    r"|\b(?:systemctl|service)\s+(?:stop|disable)\b|\bshutdown\b|\breboot\b|\bkill\s+-9\b|\bpkill\b|\bkillall\b"
+    r"|\bcurl\b[^|;]*\|\s*(?:sudo\s+)?(?:ba|z)?sh\b|\bwget\b[^|;]*\|\s*(?:sudo\s+)?(?:ba|z)?sh\b"
+    r"|\biptables\s+-F\b|\bcrontab\s+-r\b|\bhistory\s+-c\b"
+    r")"
+)
+DESTRUCTIVE_VERBS = frozenset(
+    "delete deletes deleting destroy drop purge truncate wipe erase remove unlink terminate "
+    "overwrite shred revoke deprovision decommission uninstall reset format kill".split()
+)
+_PRIVILEGE_WORDS = frozenset(
+    "grant grants granting permission permissions role roles privilege privileges sudo sudoers "
+    "iam acl acls admin administrator superuser owner collaborator elevate escalate impersonate "
+    "policy membership".split()
+)
+_PRIVILEGE_TEXT = re.compile(
+    r"(?i)\b(?:grant(?:s|ed|ing)?\s+\w+(?:\s+\w+)?\s+(?:access|admin|owner|write|role|permission)"
+    r"|(?:make|made|promote|add(?:ed)?)\s+\S+\s+(?:an?\s+)?(?:admin|owner|superuser|org\s+owner)"
+    r"|add(?:ed)?\s+\S+\s+to\s+(?:the\s+)?(?:admins?|administrators|sudoers|owners|wheel)\b"
+    r"|roles?/(?:owner|editor|admin)|AdministratorAccess|\bsudo\s+usermod|\busermod\s+-aG"
+    r"|(?:role|permission|access[_ ]level)\W{1,4}(?:admin|owner|superuser|write|editor|maintainer|root)\b)"
+)
+_ELEVATED_ROLES = frozenset("admin administrator owner superuser root editor write maintainer organizer".split())
+_EXTERNAL_SHARE = re.compile(
+    r"(?i)\b(?:anyone\s+with\s+the\s+link|public(?:ly)?\s+(?:link|shared|accessible|visible)"
+    r"|make\s+(?:it\s+)?public|visibility\W{1,4}public|share\W{1,4}(?:anyone|public|everyone))\b"
+)
+_DRY_RUN = re.compile(r"(?i)(?:--dry-run|--dryrun|\bdry[ _-]?run\b|--check\b|\bterraform\s+plan\b|--what-if\b|\bexplain\s+(?:select|delete|update)\b)")
+_DRY_RUN_KEYS = frozenset("dry_run dryrun plan_only simulate preview_only check_mode validate_only what_if".split())
+_SENSITIVE = re.compile(
+    r"(?i)\b(?:ssn|social\s+security|passport|date\s+of\s+birth|dob|diagnos\w*|medical|health\s+record"
+    r"|salary|salaries|payroll|bank\s+account|routing\s+number|credit\s+card|home\s+address|tax\s+id)\b"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Indicators:
+    """What was found; tuples of short evidence strings, empty when absent."""
+
+    emails: tuple[str, ...] = ()
+    external_recipients: tuple[str, ...] = ()
+    phones: tuple[str, ...] = ()
+    cards: tuple[str, ...] = ()
+    ibans: tuple[str, ...] = ()
+    ssns: tuple[str, ...] = ()
+    secrets: tuple[str, ...] = ()
+    injection: tuple[str, ...] = ()
+    destructive_commands: tuple[str, ...] = ()
+    destructive_verbs: tuple[str, ...] = ()
+    privilege: tuple[str, ...] = ()
+    public_share: bool = False
+    dry_run: bool = False
+    sensitive_terms: tuple[str, ...] = ()
+
+    @property
+    def personal_data(self) -> bool:
+        return bool(self.phones or self.cards or self.ibans or self.ssns or self.sensitive_terms)
+
+    def names(self) -> tuple[str, ...]:
+        """The indicator names that fired, as policy rules and features refer to them."""
+        fired = {
+            "email": self.emails, "external_recipient": self.external_recipients, "phone": self.phones,
+            "card_number": self.cards, "iban": self.ibans, "ssn": self.ssns, "secret": self.secrets,
+            "prompt_injection": self.injection, "destructive_command": self.destructive_commands,
+            "destructive_verb": self.destructive_verbs, "privilege_change": self.privilege,
+            "public_share": self.public_share, "dry_run": self.dry_run, "sensitive_terms": self.sensitive_terms,
+            "personal_data": self.personal_data,
+            "external_personal_data": (self.external_recipients or self.public_share) and (
+                self.personal_data or len(self.emails) > len(self.external_recipients)
+            ),
+        }
+        return tuple(name for name, value in fired.items() if value)
+
+
+INDICATOR_NAMES = (
+    "email", "external_recipient", "phone", "card_number", "iban", "ssn", "secret", "prompt_injection",
+    "destructive_command", "destructive_verb", "privilege_change", "public_share", "dry_run",
+    "sensitive_terms", "personal_data", "external_personal_data",
+)
+
+
+def luhn_ok(digits: str) -> bool:
+    """The card-number checksum; rejects runs of one digit, which pass it trivially."""
+    if not digits.isdigit() or not 13 <= len(digits) <= 19 or len(set(digits)) == 1:
+        return False
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+_IBAN_LENGTHS = {
+    "AD": 24, "AE": 23, "AT": 20, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29, "CH": 21, "CY": 28,
+    "CZ": 24, "DE": 22, "DK": 18, "EE": 20, "EG": 29, "ES": 24, "FI": 18, "FO": 18, "FR": 27, "GB": 22,
+    "GI": 23, "GL": 18, "GR": 27, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IS": 26, "IT": 27, "JO": 30,
+    "KW": 30, "KZ": 20, "LB": 28, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "MC": 27, "MT": 31, "NL": 18,
+    "NO": 15, "PL": 28, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "SA": 24, "SE": 24, "SI": 19, "SK": 24,
+    "SM": 27, "TR": 26, "UA": 29,
+}
+
+
+def iban_ok(text: str) -> bool:
+    """ISO 13616: known country length and mod-97 remainder 1."""
+    iban = text.replace(" ", "").upper()
+    if len(iban) < 15 or _IBAN_LENGTHS.get(iban[:2], len(iban)) != len(iban) or not iban.isalnum():
+        return False
+    rearranged = iban[4:] + iban[:4]
+    try:
+        number = int("".join(str(int(ch, 36)) for ch in rearranged))
+    except ValueError:
+        return False
+    return number % 97 == 1
+
+
+def find_cards(text: str) -> list[str]:
+    found = []
+    for match in _CARD_CANDIDATE.finditer(text):
+        digits = re.sub(r"[ -]", "", match.group())
+        if luhn_ok(digits):
+            found.append(f"…{digits[-4:]}")
+    return found
+
+
+def find_ibans(text: str) -> list[str]:
+    return [f"{m.group()[:4]}…" for m in _IBAN_CANDIDATE.finditer(text) if iban_ok(m.group())]
+
+
+def find_phones(text: str, *, default_region: str = "US") -> list[str]:
+    """Digit runs that phonenumbers accepts as valid numbers (not dates or amounts)."""
+    found = []
+    for match in _PHONE_CANDIDATE.finditer(text):
+        raw = match.group().strip()
+        digits = sum(ch.isdigit() for ch in raw)
+        if not 7 <= digits <= 15 or re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw) or re.fullmatch(r"[\d.]+", raw) and "." in raw:
+            continue
+        if luhn_ok(re.sub(r"\D", "", raw)) and digits >= 13:
+            continue  # a card number, not a phone
+        try:
+            number = phonenumbers.parse(raw, None if raw.startswith("+") else default_region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            found.append(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+    return found
+
+
+def find_secrets(text: str) -> list[str]:
+    return [name for name, pattern in _SECRETS if pattern.search(text)]
+
+
+def find_injection(text: str) -> list[str]:
+    return [m.group().strip()[:60] for m in _INJECTION.finditer(text)]
+
+
+def find_destructive_commands(text: str) -> list[str]:
+    return [m.group().strip()[:40] for m in _DESTRUCTIVE_COMMANDS.finditer(text)]
+
+
+def find_privilege_text(text: str) -> list[str]:
+    return [m.group().strip()[:40] for m in _PRIVILEGE_TEXT.finditer(text)]
+
+
+def is_external(domain: str, company_domains: Iterable[str]) -> bool:
+    """A subdomain of a company domain is internal; a look-alike suffix is not."""
+    domain = domain.lower().rstrip(".")
+    return not any(domain == d or domain.endswith("." + d) for d in company_domains)
+
+
+def detect(
+    *, text: str, recipients: Iterable[str], type_words: Iterable[str], key_values: Iterable[tuple[str, str]],
+    company_domains: Iterable[str], default_region: str = "US",
+) -> Indicators:
+    """Indicators for one action.
+
+    `text` is everything the agent wrote (summary, rationale, payload values,
+    context); `recipients` the values of recipient-like payload fields;
+    `type_words` the split action type and tool; `key_values` the payload's
+    leaf key names with their string values.
+    """
+    domains = tuple(d.lower() for d in company_domains)
+    emails = tuple(dict.fromkeys(m.group().lower() for m in EMAIL.finditer(text)))
+    external = []
+    for recipient in recipients:
+        for m in EMAIL.finditer(recipient):
+            if is_external(m.group(1), domains):
+                external.append(m.group().lower())
+    type_words = list(type_words)
+    key_values = list(key_values)
+    secrets = find_secrets(text)
+    privilege = [w for w in type_words if w in _PRIVILEGE_WORDS]
+    for key, value in key_values:
+        low = key.lower()
+        if low in SECRET_KEYS and value and len(value) >= 6 and "*" not in value:
+            secrets.append(f"{key} field")
+        if low in {"role", "roles", "permission", "permissions", "access_level", "access", "level", "group"} and (
+            value.lower() in _ELEVATED_ROLES or value.lower().split("/")[-1] in _ELEVATED_ROLES
+        ):
+            privilege.append(f"{key}={value}"[:40])
+    privilege.extend(find_privilege_text(text))
+    dry_run = bool(_DRY_RUN.search(text)) or any(
+        key.lower().replace("-", "_") in _DRY_RUN_KEYS and value.lower() in {"true", "1", "yes"}
+        for key, value in key_values
+    )
+    has_digits = any(ch.isdigit() for ch in text)
+    return Indicators(
+        emails=emails,
+        external_recipients=tuple(dict.fromkeys(external)),
+        phones=tuple(dict.fromkeys(find_phones(text, default_region=default_region))) if has_digits else (),
+        cards=tuple(dict.fromkeys(find_cards(text))) if has_digits else (),
+        ibans=tuple(dict.fromkeys(find_ibans(text))) if has_digits else (),
+        ssns=tuple(dict.fromkeys(m.group()[-4:] for m in _SSN.finditer(text))) if has_digits else (),
+        secrets=tuple(dict.fromkeys(secrets)),
+        injection=tuple(dict.fromkeys(find_injection(text))),
+        destructive_commands=tuple(dict.fromkeys(find_destructive_commands(text))),
+        destructive_verbs=tuple(dict.fromkeys(w for w in type_words if w in DESTRUCTIVE_VERBS)),
+        privilege=tuple(dict.fromkeys(privilege)),
+        public_share=bool(_EXTERNAL_SHARE.search(text)),
+        dry_run=dry_run,
+        sensitive_terms=tuple(dict.fromkeys(m.group().lower() for m in _SENSITIVE.finditer(text))),
+    )

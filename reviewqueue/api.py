@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import URLValidator
 from django.db import connection
 from django.http import HttpRequest
-from ninja import Field, NinjaAPI, Query, Schema
+from ninja import Field, NinjaAPI, Query, Schema, Status
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.security import HttpBearer
@@ -246,10 +246,10 @@ def submit_action(request, body: SubmitIn):
         raise InvalidInput("Idempotency-Key must be 1 to 255 printable ASCII characters without spaces.")
     submission = lifecycle.Submission(**{**body.model_dump(), "cost": body.cost.model_dump() if body.cost else None})
     submitted = lifecycle.action_submit(agent=_agent(request), submission=submission, idempotency_key=key)
-    return (201 if submitted.created else 200), action_json(submitted.action)
+    return Status(201 if submitted.created else 200, action_json(submitted.action))
 
 
-@api.get("/actions/{action_id}", auth=AgentKey(), response={200: ActionOut, **ERRORS}, tags=["actions"])
+@api.get("/actions/{uuid:action_id}", auth=AgentKey(), response={200: ActionOut, **ERRORS}, tags=["actions"])
 def get_action(request, action_id: uuid.UUID):
     return action_json(selectors.action_get_for_agent(agent=_agent(request), action_id=action_id))
 
@@ -258,27 +258,29 @@ class WaitQuery(Schema):
     timeout: Annotated[float, Field(ge=0, le=60, allow_inf_nan=False)] = 30
 
 
-@api.get("/actions/{action_id}/wait", auth=AgentKey(), response={200: ActionOut, **ERRORS}, tags=["actions"])
+@api.get("/actions/{uuid:action_id}/wait", auth=AgentKey(), response={200: ActionOut, **ERRORS}, tags=["actions"])
 def wait_action(request, action_id: uuid.UUID, query: Query[WaitQuery]):
     """Long-poll: returns when the action leaves pending, or after `timeout` seconds (max 60)."""
     agent = _agent(request)
     action = selectors.action_get_for_agent(agent=agent, action_id=action_id)
     if action.status == "pending" and query.timeout > 0:
-        # Hand the connection back before waiting: a waiter holds no database connection.
-        connection.close()
+        # Hand the connection back before waiting: a waiter holds no database
+        # connection. (Inside a test's transaction there is nothing to hand back.)
+        if not connection.in_atomic_block:
+            connection.close()
         wakeups.wait(action.pk, timeout=query.timeout)
         action = selectors.action_get_for_agent(agent=agent, action_id=action_id)
     return action_json(action)
 
 
-@api.post("/actions/{action_id}/cancel", auth=AgentKey(), response={200: ActionOut, **ERRORS}, tags=["actions"])
+@api.post("/actions/{uuid:action_id}/cancel", auth=AgentKey(), response={200: ActionOut, **ERRORS}, tags=["actions"])
 def cancel_action(request, action_id: uuid.UUID):
     """Withdraw a pending action."""
     action = selectors.action_get_for_agent(agent=_agent(request), action_id=action_id)
     return action_json(lifecycle.action_cancel(action=action))
 
 
-@api.post("/actions/{action_id}/outcome", auth=AgentKey(), response={200: ActionOut, **ERRORS}, tags=["actions"])
+@api.post("/actions/{uuid:action_id}/outcome", auth=AgentKey(), response={200: ActionOut, **ERRORS}, tags=["actions"])
 def report_outcome(request, action_id: uuid.UUID, body: OutcomeIn):
     """Report what happened when the agent executed an approved action."""
     action = selectors.action_get_for_agent(agent=_agent(request), action_id=action_id)

@@ -1,0 +1,62 @@
+"""Rate limits per agent and per conversation: 429 with Retry-After, nothing written."""
+
+import pytest
+import time_machine
+from datetime import UTC, datetime
+
+from reviewqueue.models import Action, AuditEvent
+from tests.conftest import make_agent
+
+pytestmark = pytest.mark.django_db
+
+START = datetime(2026, 11, 23, 12, 0, 10, tzinfo=UTC)
+
+
+@time_machine.travel(START, tick=False)
+def test_over_the_agent_limit_is_429_with_retry_after_and_nothing_written(db):
+    client = make_agent("chatty", rate_limit_per_minute=3)
+    for n in range(3):
+        assert client.submit(conversation_id=f"c{n}").status_code == 201
+    before = AuditEvent.objects.count()
+
+    response = client.submit(conversation_id="c9")
+
+    assert response.status_code == 429
+    assert response["Retry-After"] == "50"  # the window ends at 12:01:00
+    error = response.json()["error"]
+    assert error["code"] == "rate_limited"
+    assert error["details"] == {"limit": 3, "per": "agent", "window_seconds": 60}
+    assert Action.objects.count() == 3
+    assert AuditEvent.objects.count() == before
+
+
+def test_the_limit_resets_with_the_next_window(db):
+    client = make_agent("chatty", rate_limit_per_minute=1)
+    with time_machine.travel(START, tick=False) as traveller:
+        assert client.submit().status_code == 201
+        assert client.submit().status_code == 429
+        traveller.move_to(datetime(2026, 11, 23, 12, 0, 59, 999000, tzinfo=UTC))
+        assert client.submit().status_code == 429
+        traveller.move_to(datetime(2026, 11, 23, 12, 1, 0, tzinfo=UTC))
+        assert client.submit().status_code == 201
+
+
+@time_machine.travel(START, tick=False)
+def test_each_conversation_has_its_own_limit(db):
+    client = make_agent("support", rate_limit_per_minute=100, conversation_rate_limit_per_minute=2)
+    assert client.submit(conversation_id="loop").status_code == 201
+    assert client.submit(conversation_id="loop").status_code == 201
+
+    response = client.submit(conversation_id="loop")
+
+    assert response.status_code == 429
+    assert response.json()["error"]["details"]["per"] == "conversation"
+    assert client.submit(conversation_id="another").status_code == 201
+
+
+@time_machine.travel(START, tick=False)
+def test_limits_are_per_agent(db):
+    one, two = make_agent("one", rate_limit_per_minute=1), make_agent("two", rate_limit_per_minute=1)
+    assert one.submit().status_code == 201
+    assert one.submit().status_code == 429
+    assert two.submit().status_code == 201

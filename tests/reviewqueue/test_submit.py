@@ -1,0 +1,97 @@
+"""API.md, "Submit an action": tiers, the answer's shape, and what is stored."""
+
+import hashlib
+import json
+
+import pytest
+
+from reviewqueue.models import Action, AuditEvent
+from tests.conftest import make_agent, submission
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_blocking_action_is_pending_and_may_not_execute(agent_client):
+    response = agent_client.submit()
+
+    assert response.status_code == 201
+    body = response.json()
+    assert body["status"] == "pending"
+    assert body["may_execute"] is False
+    assert body["tier"] == "blocking"
+    assert body["review_state"] == "none"
+    assert body["approved_payload"] is None
+    assert body["risk"]["reasons"] and 0 <= body["risk"]["score"] <= 1
+    assert body["risk"]["model_version"]
+    assert body["sla_due_at"] > body["created_at"]
+    assert body["escalation_level"] == 0
+    assert body["decided_at"] is None and body["decision"] is None
+
+
+def test_a_read_is_approved_at_once_with_its_payload_bound(agent_client):
+    payload = {"query": "ünïcode", "limit": 10}
+    body = agent_client.submit(action_type="crm.contacts.lookup", tool="hubspot.contacts.search", payload=payload).json()
+
+    assert body["tier"] == "auto"
+    assert body["status"] == "approved" and body["may_execute"] is True
+    assert body["approved_payload"] == payload
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert body["approved_payload_sha256"] == hashlib.sha256(canonical.encode()).hexdigest()
+    assert body["decided_at"] is not None
+
+
+def test_an_unknown_write_is_approved_and_awaits_review(agent_client):
+    body = agent_client.submit(action_type="DocsUpdateParagraph", tool="", payload={"doc": "d1"}).json()
+
+    assert body["tier"] == "async_review"
+    assert body["status"] == "approved" and body["may_execute"] is True
+    assert body["review_state"] == "awaiting_review"
+
+
+@pytest.mark.parametrize(
+    "action_type",
+    ["payments.transfer", "files.delete", "GmailSendEmail", "iam.grant_role", "run_shell_command", "send_slack_message"],
+)
+def test_the_first_rule_policy_blocks_dangerous_types(agent_client, action_type):
+    assert agent_client.submit(action_type=action_type).json()["tier"] == "blocking"
+
+
+def test_the_action_and_its_audit_event_are_stored(agent_client):
+    body = agent_client.submit().json()
+
+    action = Action.objects.get(pk=body["id"])
+    assert action.agent == agent_client.agent
+    assert action.context == {"user_message": "I was charged twice"}
+    assert action.cost == {"input_tokens": 1830, "output_tokens": 212, "usd": 0.0041}
+    event = AuditEvent.objects.get(action=action)
+    assert event.kind == "action.submitted"
+    assert event.actor == "agent:billing-bot"
+
+
+def test_only_the_required_fields_are_needed(agent_client):
+    response = agent_client.submit({"action_type": "GmailSearchEmails", "payload": {}, "summary": "Find the invoice"})
+
+    assert response.status_code == 201
+    assert response.json()["tier"] == "auto"
+
+
+def test_an_action_type_outside_the_agents_scopes_is_refused_and_audited(db):
+    client = make_agent("support-bot", scopes=["crm.*", "GmailSearch*"])
+
+    response = client.submit(action_type="payments.refund")
+
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "scope_denied"
+    assert not Action.objects.exists()
+    denied = AuditEvent.objects.get(kind="action.scope_denied")
+    assert denied.data["action_type"] == "payments.refund"
+    assert client.submit(action_type="crm.contacts.lookup", tool="").status_code == 201
+
+
+def test_the_openapi_document_and_docs_are_served(client):
+    document = client.get("/api/v1/openapi.json").json()
+    assert "/api/v1/actions" in document["paths"]
+    assert "/api/v1/actions/{action_id}/wait" in document["paths"]
+    docs = client.get("/api/v1/docs")
+    assert docs.status_code == 200
+    assert b"/static/ninja/swagger-ui-bundle.js" in docs.content  # served by us, not a CDN

@@ -94,7 +94,7 @@ def _validation_error(request, exc: NinjaValidationError):
 def _location(loc) -> tuple:
     """ninja nests the body under its parameter name: ("body", "body", "x") → ("body", "x")."""
     loc = tuple(loc)
-    return loc[1:] if loc[:1] in (("body",), ("query",)) and len(loc) > 2 else loc
+    return loc[1:] if len(loc) >= 2 and loc[0] in ("body", "query") and loc[1] == loc[0] else loc
 
 
 # ---------------------------------------------------------------- schemas ---

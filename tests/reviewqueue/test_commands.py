@@ -1,0 +1,77 @@
+"""The management commands an operator types."""
+
+import subprocess
+import sys
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.test import Client
+
+from reviewqueue.models import Agent, KillSwitch
+
+pytestmark = pytest.mark.django_db
+
+
+def _last_word(capsys):
+    return capsys.readouterr().out.strip().splitlines()[-1].split()[-1]
+
+
+def _status(key, path="/api/v1/kill-switch"):
+    return Client(HTTP_AUTHORIZATION=f"Bearer {key}").get(path).status_code
+
+
+def test_create_agent_prints_a_working_key_as_the_last_word(capsys):
+    call_command("create_agent", "billing-bot", "--scope", "payments.*", "--scope", "crm.read", "--rate-limit", "30")
+
+    key = _last_word(capsys)
+    agent = Agent.objects.get(name="billing-bot")
+    assert agent.scopes == ["payments.*", "crm.read"] and agent.rate_limit_per_minute == 30
+    assert _status(key) == 200
+
+
+def test_create_agent_refuses_a_duplicate_or_bad_name(capsys):
+    call_command("create_agent", "bot", "--scope", "*")
+    with pytest.raises(CommandError):
+        call_command("create_agent", "bot", "--scope", "*")
+    with pytest.raises(CommandError):
+        call_command("create_agent", "bad name!", "--scope", "*")
+    assert Agent.objects.count() == 1
+
+
+def test_rotate_and_revoke(capsys):
+    call_command("create_agent", "bot", "--scope", "*")
+    old = _last_word(capsys)
+    call_command("rotate_agent_key", "bot")
+    new = _last_word(capsys)
+    assert (_status(old), _status(new)) == (401, 200)
+
+    call_command("revoke_agent_key", "bot")
+    assert _status(new) == 401
+
+
+def test_create_token_prints_an_ops_token(ops_user, capsys):
+    call_command("create_token", "olga")
+    assert _status(_last_word(capsys), "/api/v1/ops/kill-switch") == 200
+    with pytest.raises(CommandError):
+        call_command("create_token", "nobody")
+
+
+def test_kill_switch_command(capsys):
+    call_command("kill_switch", "engage", "--scope", "agent:bot", "--reason", "looping")
+    assert KillSwitch.objects.get(scope="agent:bot").engaged
+    call_command("kill_switch", "release", "--scope", "agent:bot", "--reason", "fixed")
+    assert not KillSwitch.objects.get(scope="agent:bot").engaged
+    with pytest.raises(CommandError, match="scope"):
+        call_command("kill_switch", "engage", "--scope", "everything", "--reason", "x")
+
+
+def test_the_cli_prints_the_key_as_the_last_word_from_a_real_process(tmp_path):
+    env = {"REVIEWQUEUE_VAR_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], check=True, env=env)
+    done = subprocess.run(
+        [sys.executable, "manage.py", "create_agent", "cli-bot", "--scope", "*"],
+        check=True, env=env, capture_output=True, text=True,
+    )
+    assert done.stdout.strip().splitlines()[-1].split()[-1].startswith("rqa_")

@@ -1,0 +1,14 @@
+"""gunicorn, gthread workers: a long-poll parks one thread on an Event (no
+database connection), so 50 waiting agents leave the other threads free."""
+
+import multiprocessing
+import os
+
+bind = os.environ.get("BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
+worker_class = "gthread"
+threads = int(os.environ.get("WEB_THREADS", 64))
+timeout = 90  # above the longest long-poll (60 s)
+graceful_timeout = 65
+keepalive = 5
+accesslog = os.environ.get("ACCESS_LOG") or None

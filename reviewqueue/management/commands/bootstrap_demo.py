@@ -1,0 +1,39 @@
+import secrets
+
+from django.contrib.auth.models import Group, User
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from reviewqueue.credentials import agent_create
+from reviewqueue.models import Agent
+
+ROLES = ["reviewer", "senior_reviewer", "ops", "admin"]
+DEMO_USERS = {
+    "admin": ["admin"],
+    "reviewer": ["reviewer"],
+    "senior": ["reviewer", "senior_reviewer"],
+    "ops": ["ops"],
+}
+
+
+class Command(BaseCommand):
+    help = "Create the role groups, one demo user per role and a demo agent; print their logins (local runs only)."
+
+    def handle(self, *args, **options):
+        if not settings.LOCAL_RUN:
+            raise CommandError("Demo users with printed passwords are for local runs only.")
+        for role in ROLES:
+            Group.objects.get_or_create(name=role)
+        self.stdout.write("Demo logins (new passwords every start):")
+        for username, groups in DEMO_USERS.items():
+            user, _ = User.objects.get_or_create(username=username)
+            password = secrets.token_urlsafe(9)
+            user.set_password(password)
+            user.is_staff = user.is_superuser = username == "admin"
+            user.save()
+            user.groups.set(Group.objects.filter(name__in=groups))
+            self.stdout.write(f"  {username:<9} {password}   ({', '.join(groups)})")
+        if not Agent.objects.filter(name="demo-agent").exists():
+            _, key = agent_create(name="demo-agent", scopes=["*"], actor="bootstrap_demo")
+            (settings.VAR_DIR / "demo-agent.key").write_text(key)
+            self.stdout.write(f"Demo agent key: {key}")

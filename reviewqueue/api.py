@@ -11,8 +11,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import URLValidator
 from django.db import connection
-from django.http import HttpRequest
-from ninja import Field, NinjaAPI, Query, Schema, Status
+from django.http import HttpRequest, JsonResponse
+from ninja import Field, NinjaAPI, Query, Schema
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.security import HttpBearer
@@ -225,6 +225,12 @@ class SwitchSetOut(SwitchOut):
 ERRORS = {code: ErrorOut for code in (400, 401, 403, 404, 409, 413, 422, 423, 429, 503)}
 
 
+def _action_response(action, *, status: int = 200) -> JsonResponse:
+    """The action as JSON. `action_json` is the one shape ActionOut documents;
+    returning a response skips re-validating our own output on the hot path."""
+    return JsonResponse(action_json(action), status=status, json_dumps_params={"ensure_ascii": False})
+
+
 def _agent(request) -> Any:
     return request.auth.agent
 
@@ -246,12 +252,12 @@ def submit_action(request, body: SubmitIn):
         raise InvalidInput("Idempotency-Key must be 1 to 255 printable ASCII characters without spaces.")
     submission = lifecycle.Submission(**{**body.model_dump(), "cost": body.cost.model_dump() if body.cost else None})
     submitted = lifecycle.action_submit(agent=_agent(request), submission=submission, idempotency_key=key)
-    return Status(201 if submitted.created else 200, action_json(submitted.action))
+    return _action_response(submitted.action, status=201 if submitted.created else 200)
 
 
 @api.get("/actions/{uuid:action_id}", auth=AgentKey(), response={200: ActionOut, **ERRORS}, tags=["actions"])
 def get_action(request, action_id: uuid.UUID):
-    return action_json(selectors.action_get_for_agent(agent=_agent(request), action_id=action_id))
+    return _action_response(selectors.action_get_for_agent(agent=_agent(request), action_id=action_id))
 
 
 class WaitQuery(Schema):
@@ -270,21 +276,21 @@ def wait_action(request, action_id: uuid.UUID, query: Query[WaitQuery]):
             connection.close()
         wakeups.wait(action.pk, timeout=query.timeout)
         action = selectors.action_get_for_agent(agent=agent, action_id=action_id)
-    return action_json(action)
+    return _action_response(action)
 
 
 @api.post("/actions/{uuid:action_id}/cancel", auth=AgentKey(), response={200: ActionOut, **ERRORS}, tags=["actions"])
 def cancel_action(request, action_id: uuid.UUID):
     """Withdraw a pending action."""
     action = selectors.action_get_for_agent(agent=_agent(request), action_id=action_id)
-    return action_json(lifecycle.action_cancel(action=action))
+    return _action_response(lifecycle.action_cancel(action=action))
 
 
 @api.post("/actions/{uuid:action_id}/outcome", auth=AgentKey(), response={200: ActionOut, **ERRORS}, tags=["actions"])
 def report_outcome(request, action_id: uuid.UUID, body: OutcomeIn):
     """Report what happened when the agent executed an approved action."""
     action = selectors.action_get_for_agent(agent=_agent(request), action_id=action_id)
-    return action_json(lifecycle.action_record_outcome(action=action, outcome=body.status, detail=body.detail))
+    return _action_response(lifecycle.action_record_outcome(action=action, outcome=body.status, detail=body.detail))
 
 
 @api.get("/kill-switch", auth=AgentKey(), response={200: AgentKillSwitchOut, **ERRORS}, tags=["kill switch"])

@@ -19,6 +19,15 @@ def _allow_flush_of_audit_trail(sender, connection, **kwargs):
 connection_created.connect(_allow_flush_of_audit_trail)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Rate-limit windows in Redis outlive a test's transaction; start each test clean."""
+    from django.core.cache import cache
+
+    yield
+    cache.clear()
+
+
 class AgentClient:
     """An HTTP client holding one agent's key, speaking JSON."""
 

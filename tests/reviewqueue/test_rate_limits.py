@@ -1,13 +1,21 @@
 """Rate limits per agent and per conversation: 429 with Retry-After, nothing written."""
 
+from datetime import UTC, datetime
+
 import pytest
 import time_machine
-from datetime import UTC, datetime
 
 from reviewqueue.models import Action, AuditEvent
 from tests.conftest import make_agent
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True, params=["database", "cache"])
+def backend(request, settings):
+    """Both counter stores: the database, and the cache (Redis when REDIS_URL is set)."""
+    settings.REVIEWQUEUE = {**settings.REVIEWQUEUE, "RATE_LIMIT_BACKEND": request.param}
+    return request.param
 
 START = datetime(2026, 11, 23, 12, 0, 10, tzinfo=UTC)
 

@@ -95,3 +95,19 @@ def test_the_openapi_document_and_docs_are_served(client):
     docs = client.get("/api/v1/docs")
     assert docs.status_code == 200
     assert b"/static/ninja/swagger-ui-bundle.js" in docs.content  # served by us, not a CDN
+
+
+def test_every_answer_matches_the_documented_action_schema(agent_client, reviewer):
+    from reviewqueue import lifecycle
+    from reviewqueue.api import ActionOut
+    from reviewqueue.models import Action
+
+    answers = [agent_client.submit(action_type=t, tool="").json() for t in ("crm.read", "docs.edit", "payments.refund")]
+    pending = Action.objects.get(pk=answers[-1]["id"])
+    lifecycle.action_decide(action=pending, user=reviewer, approve=True, edited_payload={"amount": 1})
+    answers.append(agent_client.get(f"/actions/{pending.pk}").json())
+    answers.append(agent_client.post(f"/actions/{pending.pk}/outcome", {"status": "succeeded"}).json())
+
+    for answer in answers:
+        assert ActionOut.model_validate(answer).model_dump(mode="json").keys() == answer.keys()
+    assert answers[-1]["approved_payload"] == {"amount": 1} != answers[-1]["payload"]

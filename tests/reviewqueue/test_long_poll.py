@@ -1,0 +1,76 @@
+"""Long-polls over real HTTP: waiters hold no database connection and wake fast."""
+
+import threading
+import time
+
+import httpx
+import pytest
+from django.db import connection
+
+from reviewqueue import lifecycle
+from reviewqueue.models import Action
+from tests.conftest import make_agent
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _connections_to_this_database():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="counts sessions in pg_stat_activity; CI runs it")
+def test_twenty_waiting_agents_hold_no_database_connections(live_server, reviewer):
+    client = make_agent("waiter", rate_limit_per_minute=1000)
+    ids = [client.submit().json()["id"] for _ in range(20)]
+    results = {}
+
+    def wait(action_id):
+        with httpx.Client(base_url=live_server.url, timeout=30) as http:
+            results[action_id] = http.get(
+                f"/api/v1/actions/{action_id}/wait", params={"timeout": 20},
+                headers={"Authorization": f"Bearer {client.key}"},
+            ).json()
+
+    threads = [threading.Thread(target=wait, args=(action_id,)) for action_id in ids]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.5)  # every waiter is parked by now
+    parked = _connections_to_this_database()
+
+    started = time.monotonic()
+    for action_id in ids:
+        lifecycle.action_decide(action=Action.objects.get(pk=action_id), user=reviewer, approve=True)
+    for thread in threads:
+        thread.join()
+    woken_after = time.monotonic() - started
+
+    assert parked <= 2, f"{parked} sessions open while 20 agents wait"  # at most the watcher, mid-poll
+    assert {body["status"] for body in results.values()} == {"approved"}
+    assert woken_after < 2
+
+
+def test_a_decision_in_another_thread_reaches_the_waiting_agent_quickly(live_server, reviewer):
+    client = make_agent("waiter", rate_limit_per_minute=1000)
+    action_id = client.submit().json()["id"]
+    decided_at = {}
+
+    def decide():
+        time.sleep(0.5)
+        decided_at["t"] = time.monotonic()
+        lifecycle.action_decide(action=Action.objects.get(pk=action_id), user=reviewer, approve=True)
+
+    thread = threading.Thread(target=decide)
+    thread.start()
+    with httpx.Client(base_url=live_server.url, timeout=30) as http:
+        body = http.get(f"/api/v1/actions/{action_id}/wait", params={"timeout": 10},
+                        headers={"Authorization": f"Bearer {client.key}"}).json()
+    returned_at = time.monotonic()
+    thread.join()
+
+    assert body["status"] == "approved"
+    assert returned_at - decided_at["t"] < 0.5

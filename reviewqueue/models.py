@@ -141,6 +141,20 @@ class Action(models.Model):
     )
     decision_note = models.TextField(blank=True)
 
+    # Reviewing: a short lease so two reviewers don't work one item, and
+    # where a manual or SLA escalation sent it.
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    claim_expires_at = models.DateTimeField(null=True, blank=True)
+    escalated_to = models.CharField(max_length=80, blank=True, help_text="The group it was escalated to.")
+    # The async tier's after-the-fact review.
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_note = models.TextField(blank=True)
+
     outcome = models.CharField(max_length=16, choices=Outcome.choices, blank=True)
     outcome_detail = models.TextField(blank=True)
     outcome_at = models.DateTimeField(null=True, blank=True)
@@ -162,6 +176,37 @@ class Action(models.Model):
     @property
     def may_execute(self) -> bool:
         return self.status == Status.APPROVED
+
+
+class DecisionKind(models.TextChoices):
+    APPROVE = "approve"
+    EDIT_APPROVE = "edit_approve"
+    REJECT = "reject"
+    ESCALATE = "escalate"
+    CONFIRM = "confirm"
+    FLAG = "flag"
+
+
+class Decision(models.Model):
+    """Every human decision on an action, kept as it was made: four-eyes
+    approvals count these, and the risk router learns from them."""
+
+    action = models.ForeignKey(Action, on_delete=models.PROTECT, related_name="decisions")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=16, choices=DecisionKind.choices)
+    note = models.TextField(blank=True)
+    edited_payload = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [
+            models.Index(fields=["action", "created_at"], name="decision_action"),
+            models.Index(fields=["user", "-created_at"], name="decision_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} by {self.user_id} on {self.action_id}"
 
 
 class IdempotencyKey(models.Model):

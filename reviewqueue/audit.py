@@ -66,6 +66,27 @@ def audit_append(
     )
 
 
+def audit_append_many(events: list[dict[str, Any]]) -> None:
+    """Append many events (keyword arguments of audit_append) under one lock."""
+    if not events:
+        return
+    first = audit_append(**events[0])
+    seq, prev_hash, rows = first.seq, first.hash, []
+    for event in events[1:]:
+        seq += 1
+        action, at = event.get("action"), event.get("at") or timezone.now()
+        agent = event.get("agent") or (action.agent if action else None)
+        body = event_body(
+            seq=seq, created_at=at, kind=event["kind"], actor=event["actor"],
+            action_id=action.pk if action else None, agent_id=agent.pk if agent else None, data=event.get("data") or {},
+        )
+        digest = chain_hash(prev_hash, body)
+        rows.append(AuditEvent(seq=seq, created_at=at, kind=event["kind"], actor=event["actor"], action=action,
+                               agent=agent, data=body["data"], prev_hash=prev_hash, hash=digest))
+        prev_hash = digest
+    AuditEvent.objects.bulk_create(rows, batch_size=1000)
+
+
 @dataclass(frozen=True)
 class ChainBreak:
     seq: int

@@ -15,7 +15,7 @@ import re
 from django.db import connection, transaction
 from django.utils import timezone
 
-from . import lifecycle
+from . import lifecycle, notifications
 from .audit import audit_append
 from .errors import InvalidInput
 from .models import Agent, KillSwitch
@@ -73,7 +73,14 @@ def kill_switch_set(*, scope: str, engaged: bool, reason: str, actor: str) -> tu
             kind="kill_switch.engaged" if engaged else "kill_switch.released", actor=actor, at=now,
             data={"scope": scope, "reason": reason},
         )
-        halted = lifecycle.actions_halt(scope=scope, reason=reason, actor=actor) if engaged else 0
+        notifications.enqueue(
+            event="kill_switch.engaged" if engaged else "kill_switch.released",
+            data={"scope": scope, "reason": reason, "by": actor}, at=now,
+        )
+        halted = 0
+        if engaged:
+            halted = lifecycle.actions_halt(scope=scope, reason=reason, actor=actor)
+            lifecycle.actions_flag_for_review(scope=scope, reason=reason, actor=actor)
     return switch, halted
 
 

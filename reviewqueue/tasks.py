@@ -9,3 +9,27 @@ from . import housekeeping
 def housekeeping_task(**kwargs) -> None:
     """Drop idempotency keys past their TTL and finished rate-limit windows."""
     housekeeping.purge_expired()
+
+
+@shared_task(name="reviewqueue.sla_sweep", time_limit=60, ignore_result=True)
+def sla_sweep_task(**kwargs) -> None:
+    """Escalate, expire and alert whatever is due (idempotent; beat runs it every second)."""
+    from .lifecycle import sla_sweep
+
+    sla_sweep()
+
+
+@shared_task(name="reviewqueue.outbox_sweep", time_limit=120, ignore_result=True)
+def outbox_sweep_task(**kwargs) -> None:
+    """Deliver due notifications and webhooks, retries included."""
+    from .notifications import outbox_sweep
+
+    outbox_sweep()
+
+
+@shared_task(name="reviewqueue.deliver", time_limit=30, ignore_result=True, acks_late=True)
+def deliver_task(message_id: int, **kwargs) -> None:
+    """First try of one outbox message, queued when its event commits."""
+    from .notifications import deliver
+
+    deliver(message_id)

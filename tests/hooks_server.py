@@ -1,0 +1,33 @@
+"""A real local HTTP server that receives webhooks (and can be told to fail)."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class HookServer:
+    def __init__(self):
+        self.received: list[dict] = []
+        self.status = 200
+        self.event = threading.Event()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                server.received.append({"path": self.path, "headers": dict(self.headers), "body": body,
+                                        "json": json.loads(body) if body else None})
+                self.send_response(server.status)
+                self.end_headers()
+                server.event.set()
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()

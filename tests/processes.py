@@ -1,0 +1,116 @@
+"""Real Celery worker, beat and a private Redis broker, for the clock's tests.
+
+The processes share the test database: its URL is rebuilt from the test
+connection's settings and handed to them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def database_url() -> str:
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    user = db["USER"] or "postgres"
+    return f"postgresql://{user}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+class Broker:
+    """A private redis-server, so a test can kill and restart it."""
+
+    def __init__(self, tmp: Path):
+        self.port, self.tmp, self.process = free_port(), tmp, None
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.start()
+
+    def start(self):
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.tmp)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        _wait_for_port(self.port)
+
+    def stop(self):
+        self.process.kill()
+        self.process.wait()
+
+
+class Celery:
+    """`celery -A config worker|beat`, with its output kept for failures."""
+
+    def __init__(self, role: str, env: dict[str, str], tmp: Path):
+        self.role, self.env, self.tmp = role, env, tmp
+        self.output: list[str] = []
+        self.ready = threading.Event()
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60):
+        self.ready.clear()
+        args = [sys.executable, "-m", "celery", "-A", "config", self.role, "--loglevel", "INFO"]
+        if self.role == "worker":
+            args += ["--concurrency", "2", "--without-gossip", "--without-mingle", "-n", f"w{os.getpid()}@%h"]
+        else:
+            args += ["--schedule", str(self.tmp / "beat-schedule"), "--max-interval", "1"]
+        self.process = subprocess.Popen(
+            args, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True,
+        )
+        threading.Thread(target=self._read, args=(self.process,), daemon=True).start()
+        if not self.ready.wait(timeout):
+            raise RuntimeError(f"{self.role} did not start:\n" + "".join(self.output[-40:]))
+
+    def _read(self, process):
+        marker = "ready." if self.role == "worker" else "beat: Starting"
+        for line in process.stdout:
+            self.output.append(line)
+            if marker in line:
+                self.ready.set()
+
+    def kill(self, sig=signal.SIGKILL):
+        """Kill the whole process group (the worker's pool children too)."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+            self.process.wait(timeout=30)
+
+    def stop(self):
+        self.kill(signal.SIGTERM)
+
+
+def _wait_for_port(port: int, timeout: float = 10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()

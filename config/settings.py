@@ -56,6 +56,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "ninja",
+    "django_htmx",
+    "template_partials",
+    "csp",
     "reviewqueue",
     "riskrouter",
 ]
@@ -70,6 +73,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -84,6 +89,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "reviewqueue.context.dashboard",
             ],
         },
     },
@@ -93,24 +99,20 @@ WSGI_APPLICATION = "config.wsgi.application"
 
 
 def _database() -> dict:
-    url = env_str("DATABASE_URL")
-    if not url:
+    url = env_str("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'reviewqueue.sqlite3'}"
+    config = dj_database_url.parse(url, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", default=0))
+    if config["ENGINE"] == "django.db.backends.sqlite3":
         # WAL lets the web process read while the worker writes; the busy
         # timeout and IMMEDIATE transactions turn lock contention into waiting
         # instead of "database is locked" errors.
-        return {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "reviewqueue.sqlite3",
-            "OPTIONS": {
-                "timeout": 20,
-                "transaction_mode": "IMMEDIATE",
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            },
-            # A file, not the shared in-memory database: threads of the live
-            # test server then lock and wait exactly as in production.
-            "TEST": {"NAME": str(VAR_DIR / "test.sqlite3")},
+        config["OPTIONS"] = {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
-    config = dj_database_url.parse(url, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", default=0))
+        # A file, not the shared in-memory database: threads of the live
+        # test server and worker processes lock and wait as in production.
+        config["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
     if config["ENGINE"] == "django.db.backends.postgresql":
         if pool_size := env_int("DATABASE_POOL_MAX_SIZE", default=0):
             # One psycopg pool per process shared by its threads; a request
@@ -151,7 +153,28 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = LOCAL_RUN
 
-LOGIN_URL = "admin:login"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "queue"
+LOGOUT_REDIRECT_URL = "login"
+
+# Agent content is hostile (summaries, payloads, rationales): besides escaping,
+# the browser may run only our own scripts and styles, never inline ones. The
+# API (its interactive docs load Swagger from a CDN) and the admin keep their
+# own defaults.
+CONTENT_SECURITY_POLICY = {
+    "EXCLUDE_URL_PREFIXES": ["/api/", "/admin/"],
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    },
+}
 
 if not LOCAL_RUN:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -185,8 +208,18 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
+    # Deadlines live in the database; these sweeps only look at what is due.
+    "sla-sweep": {"task": "reviewqueue.sla_sweep", "schedule": 1.0, "options": {"expires": 5}},
+    "outbox-sweep": {"task": "reviewqueue.outbox_sweep", "schedule": 1.0, "options": {"expires": 5}},
     "housekeeping": {"task": "reviewqueue.housekeeping", "schedule": 300.0},
 }
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "reviewqueue@localhost")
 
 # Product settings.
 REVIEWQUEUE = {
@@ -198,8 +231,17 @@ REVIEWQUEUE = {
     "SLA_ASYNC_REVIEW": env_duration("REVIEWQUEUE_SLA_ASYNC_REVIEW", default="24h"),
     "WAIT_MAX_SECONDS": 60,
     "WAIT_POLL_SECONDS": 0.05,
+    "OUTBOX_BACKOFF_SECONDS": float(env_str("REVIEWQUEUE_OUTBOX_BACKOFF_SECONDS", "2")),
+    "OUTBOX_TIMEOUT_SECONDS": 5,
+    "BREAKER_FAILURES": env_int("REVIEWQUEUE_BREAKER_FAILURES", default=5, minimum=1),
+    "BREAKER_WINDOW": env_duration("REVIEWQUEUE_BREAKER_WINDOW", default="60s"),
+    "BREAKER_COOLDOWN": env_duration("REVIEWQUEUE_BREAKER_COOLDOWN", default="30s"),
     # "cache" needs atomic increments (Redis); otherwise counters live in the database.
     "RATE_LIMIT_BACKEND": "cache" if REDIS_URL else "database",
+    # The reviewer's dashboard.
+    "CLAIM_LEASE": env_duration("REVIEWQUEUE_CLAIM_LEASE", default="5m"),
+    "QUEUE_PAGE_SIZE": 50,
+    "QUEUE_POLL_SECONDS": env_int("REVIEWQUEUE_QUEUE_POLL_SECONDS", default=3),
 }
 
 LOGGING = {

@@ -21,13 +21,16 @@ import riskrouter
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from . import killswitch, wakeups
-from .audit import audit_append
+from . import killswitch, notifications, sla, wakeups
+from .audit import audit_append, audit_append_many
 from .canonical import sha256_hex
-from .errors import IdempotencyConflict, IllegalTransition, InvalidInput, KillSwitchEngaged, ScopeDenied
-from .models import Action, Agent, IdempotencyKey, Outcome, ReviewState, Status, Tier
+from .errors import (
+    Forbidden, IdempotencyConflict, IllegalTransition, InvalidInput, KillSwitchEngaged, ScopeDenied,
+)
+from .models import Action, Agent, Decision, DecisionKind, IdempotencyKey, Outcome, ReviewState, Status, Tier
 from .ratelimit import rate_limit_hit
 
 PENDING_ONLY = frozenset({Status.PENDING})
@@ -135,7 +138,8 @@ def _create(agent: Agent, submission: Submission, decided: riskrouter.Route) -> 
     now = timezone.now()
     tier = Tier(decided.tier.value)
     status = Status.PENDING if tier == Tier.BLOCKING else Status.APPROVED
-    sla = {Tier.BLOCKING: "SLA_BLOCKING", Tier.ASYNC_REVIEW: "SLA_ASYNC_REVIEW"}.get(tier)
+    policy = sla.policy_for(tier=tier, action_type=submission.action_type)
+    chain = sla.chain_resolve(start=now, sla=policy[0], steps=policy[1]) if policy else []
     action = Action(
         agent=agent, **submission.__dict__,
         status=status, tier=tier,
@@ -143,7 +147,9 @@ def _create(agent: Agent, submission: Submission, decided: riskrouter.Route) -> 
         risk_score=decided.score, risk_reasons=list(decided.reasons),
         risk_probabilities=dict(decided.probabilities), model_version=decided.model_version,
         policy_version=decided.policy_version, routing_ms=decided.routing_ms, four_eyes=decided.four_eyes,
-        sla_due_at=now + settings.REVIEWQUEUE[sla] if sla else None,
+        sla_due_at=now + policy[0] if policy else None,
+        sla_chain=chain,
+        next_deadline_at=datetime.fromisoformat(chain[0]["due_at"]) if chain else None,
         created_at=now, updated_at=now,
     )
     if status == Status.APPROVED:
@@ -169,6 +175,10 @@ def _transition(
 ) -> Action:
     """Move the action to `to` if it is still in one of `allowed_from`, or raise 409."""
     now = at or timezone.now()
+    if to != Status.PENDING and action.tier == Tier.BLOCKING:
+        fields.setdefault("next_deadline_at", None)  # decided: no more deadlines
+        fields.setdefault("claimed_by", None)
+        fields.setdefault("claim_expires_at", None)
     with transaction.atomic():
         # Conditional UPDATE: of two concurrent deciders, only one matches.
         won = Action.objects.filter(pk=action.pk, status__in=allowed_from).update(
@@ -181,6 +191,7 @@ def _transition(
             )
         action.refresh_from_db()
         audit_append(kind=kind, actor=actor, action=action, at=now, data={"status": to, **(data or {})})
+        notifications.enqueue(event=kind, action=action, data=data, to_agent=True, at=now)
         transaction.on_commit(lambda: wakeups.notify(action.pk))
     return action
 
@@ -221,47 +232,336 @@ def action_record_outcome(*, action: Action, outcome: str, detail: str) -> Actio
     return action
 
 
+def actions_halt(*, scope: str, reason: str, actor: str) -> int:
+    """Halt every pending action the kill switch scope covers; returns how many.
+
+    In bulk (one UPDATE per chunk, events appended together): engaging the
+    switch over thousands of pending actions must take seconds, not minutes.
+    Call inside the engaging transaction.
+    """
+    now = timezone.now()
+    ids = _in_scope(Action.objects.filter(status=Status.PENDING), scope)
+    halted: list[Action] = []
+    for chunk in _chunks(ids, 1000):
+        # Conditional on still pending: a decision that won first stands.
+        Action.objects.filter(pk__in=chunk, status=Status.PENDING).update(
+            status=Status.HALTED, updated_at=now, decided_at=now, decision_by_label="kill_switch",
+            decision_note=reason, next_deadline_at=None, claimed_by=None, claim_expires_at=None,
+        )
+        halted += Action.objects.filter(pk__in=chunk, status=Status.HALTED, updated_at=now).select_related("agent")
+    data = {"status": Status.HALTED, "scope": scope, "reason": reason}
+    audit_append_many([dict(kind="action.halted", actor=actor, action=a, data=data, at=now) for a in halted])
+    for action in halted:
+        notifications.enqueue(event="action.halted", action=action, data=data, to_agent=True, at=now)
+    halted_ids = [a.pk for a in halted]
+    transaction.on_commit(lambda: [wakeups.notify(pk) for pk in halted_ids])
+    return len(halted)
+
+
+def actions_flag_for_review(*, scope: str, reason: str, actor: str) -> int:
+    """Async-tier actions in scope that already went ahead get flagged for a reviewer."""
+    now = timezone.now()
+    candidates = Action.objects.filter(
+        tier=Tier.ASYNC_REVIEW, status=Status.APPROVED, review_state=ReviewState.AWAITING_REVIEW
+    )
+    flagged: list[Action] = []
+    note = f"Flagged by the kill switch ({scope}): {reason}"
+    for chunk in _chunks(_in_scope(candidates, scope), 1000):
+        Action.objects.filter(pk__in=chunk, review_state=ReviewState.AWAITING_REVIEW).update(
+            review_state=ReviewState.FLAGGED, review_note=note, reviewed_at=now, updated_at=now,
+        )
+        flagged += Action.objects.filter(pk__in=chunk, review_state=ReviewState.FLAGGED, reviewed_at=now)
+    data = {"review_state": ReviewState.FLAGGED, "scope": scope, "reason": reason}
+    audit_append_many([dict(kind="action.flagged", actor=actor, action=a, data=data, at=now) for a in flagged])
+    for action in flagged:
+        notifications.enqueue(event="action.flagged", action=action, data=data, to_agent=True, at=now)
+    return len(flagged)
+
+
+def _in_scope(queryset, scope: str) -> list:
+    kind, _, value = scope.partition(":")
+    if kind == "agent":
+        queryset = queryset.filter(agent__name=value)
+    rows = queryset.order_by("created_at").values_list("pk", "agent__name", "action_type")
+    return [pk for pk, agent_name, action_type in rows
+            if killswitch.scope_covers(scope, agent_name=agent_name, action_type=action_type)]
+
+
+def _chunks(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+# -------------------------------------------------------------- the clock ---
+
+def sla_sweep(*, limit: int = 200) -> int:
+    """Apply every escalation step that is due, oldest deadline first; returns how many.
+
+    Rows are claimed with FOR UPDATE SKIP LOCKED, so sweeps running at once
+    (two workers, or a catch-up after downtime) split the work instead of
+    doing it twice; each step is conditional on the level it advances from.
+    """
+    now = timezone.now()
+    total = 0
+    while True:
+        with transaction.atomic():
+            due = list(
+                Action.objects.select_for_update(skip_locked=True, of=("self",)).select_related("agent")
+                .filter(next_deadline_at__lte=now).order_by("next_deadline_at")[:limit]
+            )
+            for action in due:
+                _sla_step(action)
+        total += len(due)
+        if not due:  # a step may have made a later one due too: loop until none is
+            return total
+
+
+def _sla_step(action: Action) -> None:
+    level = action.escalation_level
+    still_open = (
+        action.status == Status.PENDING if action.tier == Tier.BLOCKING
+        else action.status == Status.APPROVED and action.review_state == ReviewState.AWAITING_REVIEW
+    )
+    if not still_open or level >= len(action.sla_chain):
+        Action.objects.filter(pk=action.pk).update(next_deadline_at=None)
+        return
+    step = action.sla_chain[level]
+    deadline = datetime.fromisoformat(step["due_at"])
+    following = action.sla_chain[level + 1]["due_at"] if level + 1 < len(action.sla_chain) else None
+    data = {"deadline": step["due_at"], "level": level + 1, "sla_due_at": action.sla_due_at.isoformat()}
+    if step["do"] == sla.EXPIRE:
+        _transition(
+            action, allowed_from=PENDING_ONLY, to=Status.EXPIRED, kind="action.expired", actor="sla",
+            data=data, decided_at=deadline, decision_by_label="sla", escalation_level=level + 1,
+            decision_note=f"No decision before the SLA ran out at {step['due_at']}; expired (fail closed).",
+        )
+        return
+    escalate = step["do"] == sla.ESCALATE
+    won = Action.objects.filter(pk=action.pk, escalation_level=level).update(
+        escalation_level=level + 1, next_deadline_at=following, updated_at=timezone.now(),
+        **({"escalated_at": deadline, "escalated_to": step["group"]} if escalate else {}),
+    )
+    if not won:  # another sweep took this step
+        return
+    action.refresh_from_db()
+    kind = "action.escalated" if escalate else "action.overdue_ops_alert"
+    if escalate:
+        data["group"] = step["group"]
+    audit_append(kind=kind, actor="sla", action=action, data=data)
+    notifications.enqueue(event=kind, action=action, data=data)
+
+
+# ------------------------------------------------------------- reviewers ---
+# A reviewer's claim, decisions, escalation and after-the-fact review. Each
+# decision writes a Decision row and its audit event in one transaction.
+
+
+class AlreadyDecided(IllegalTransition):
+    """Someone else decided first; `action` says who and how."""
+
+    def __init__(self, action: Action):
+        self.action = action
+        if action.tier == Tier.ASYNC_REVIEW and action.review_state in (ReviewState.CONFIRMED, ReviewState.FLAGGED):
+            who, how = (action.reviewed_by.get_username() if action.reviewed_by else "ops"), action.review_state
+        else:
+            who, how = action.decision_by_label or "someone", action.status
+        super().__init__(f"Already decided: {how} by {who}.", details={"status": action.status, "by": who})
+
+
+def _decider_check(action: Action, user: AbstractBaseUser) -> None:
+    from .selectors import decide_refusal
+
+    if refusal := decide_refusal(user=user, action=action):
+        raise Forbidden(refusal)
+
+
+def _actor(user: AbstractBaseUser) -> str:
+    return f"user:{user.get_username()}"
+
+
+def action_claim(*, action: Action, user: AbstractBaseUser, take_over: bool = False) -> tuple[bool, Action]:
+    """Take (or renew) the short lease on an open item; returns (held, action).
+
+    The lease is advisory: it shows others who is working the item, and
+    decisions stay race-safe without it. A held lease is only taken over
+    when asked for.
+    """
+    now = timezone.now()
+    until = now + settings.REVIEWQUEUE["CLAIM_LEASE"]
+    open_item = Q(status=Status.PENDING, tier=Tier.BLOCKING) | Q(
+        status=Status.APPROVED, tier=Tier.ASYNC_REVIEW, review_state=ReviewState.AWAITING_REVIEW
+    )
+    free = Q(claimed_by__isnull=True) | Q(claim_expires_at__lte=now) | Q(claimed_by=user)
+    with transaction.atomic():
+        previous = Action.objects.filter(pk=action.pk).values_list("claimed_by_id", "claim_expires_at").first()
+        # Conditional UPDATE: of two reviewers opening the item at once, one gets it.
+        won = Action.objects.filter(open_item, pk=action.pk).filter(Q() if take_over else free).update(
+            claimed_by=user, claim_expires_at=until
+        )
+        new_holder = won and previous is not None and (
+            previous[0] != user.pk or previous[1] is None or previous[1] <= now
+        )
+        if new_holder:  # renewals are not news
+            audit_append(
+                kind="action.claimed", actor=_actor(user), action=action, at=now,
+                data={"until": until.isoformat(), "took_over_from": previous[0] if take_over else None},
+            )
+    action.refresh_from_db()
+    return bool(won), action
+
+
+def action_release(*, action: Action, user: AbstractBaseUser) -> Action:
+    """Give the lease back (only its holder can)."""
+    with transaction.atomic():
+        if Action.objects.filter(pk=action.pk, claimed_by=user).update(claimed_by=None, claim_expires_at=None):
+            audit_append(kind="action.released", actor=_actor(user), action=action)
+    action.refresh_from_db()
+    return action
+
+
 def action_decide(
     *, action: Action, user: AbstractBaseUser, approve: bool, note: str = "",
     edited_payload: dict[str, Any] | None = None,
 ) -> Action:
-    """A reviewer approves (optionally with an edited payload) or rejects a pending action."""
-    if action.agent.owners.filter(pk=user.pk).exists():
-        raise IllegalTransition("You own this agent; someone else must decide its actions.")
-    now = timezone.now()
-    common = dict(
-        kind="action.approved" if approve else "action.rejected", actor=f"user:{user.get_username()}", at=now,
-        decided_at=now, decided_by=user, decision_by_label=user.get_username(), decision_note=note,
-    )
-    if not approve:
-        if not note.strip():
-            raise InvalidInput("A rejection needs a reason.")
-        return _transition(action, allowed_from=PENDING_ONLY, to=Status.REJECTED, data={"note": note}, **common)
-    payload = action.payload if edited_payload is None else edited_payload
-    digest = sha256_hex(payload)
-    return _transition(
-        action, allowed_from=PENDING_ONLY, to=Status.APPROVED,
-        data={"note": note, "edited": edited_payload is not None and edited_payload != action.payload,
-              "approved_payload_sha256": digest},
-        approved_payload=payload, approved_payload_sha256=digest, **common,
-    )
+    """A reviewer approves (optionally with an edited payload) or rejects a pending blocking action.
 
-
-def actions_halt(*, scope: str, reason: str, actor: str) -> int:
-    """Halt every pending action the kill switch scope covers; returns how many."""
-    halted = 0
+    - Separation of duties: an owner of the agent may not decide (403).
+    - Reject needs a reason (422).
+    - Four eyes: an action marked for it needs approvals from two distinct
+      reviewers; the first approval is recorded and leaves it pending.
+    - Edit-and-approve: the edit becomes `approved_payload` and its SHA-256.
+    - Of two reviewers deciding at once exactly one wins; the other gets
+      `AlreadyDecided` naming who decided and how.
+    """
+    _decider_check(action, user)
+    note = (note or "").strip()
+    if edited_payload is not None:
+        if not isinstance(edited_payload, dict):
+            raise InvalidInput("The edited payload must be a JSON object.")
+        if edited_payload == action.payload:
+            edited_payload = None  # an unchanged edit is a plain approval
+    if not approve and not note:
+        raise InvalidInput("A rejection needs a reason.")
     now = timezone.now()
-    pending = Action.objects.filter(status=Status.PENDING).select_related("agent").order_by("created_at")
-    for action in pending.iterator(chunk_size=500):
-        if not killswitch.scope_covers(scope, agent_name=action.agent.name, action_type=action.action_type):
-            continue
-        try:
-            _transition(
-                action, allowed_from=PENDING_ONLY, to=Status.HALTED, kind="action.halted", actor=actor, at=now,
-                data={"scope": scope, "reason": reason}, decided_at=now, decision_by_label="kill_switch",
-                decision_note=reason,
+    try:
+        with transaction.atomic():
+            # The row lock serialises deciders of one action, so two "first"
+            # four-eyes approvals can't both be recorded as first. (SQLite
+            # serialises write transactions already: they start IMMEDIATE.)
+            current = Action.objects.select_for_update().get(pk=action.pk)
+            if current.status != Status.PENDING:
+                raise IllegalTransition("decided")
+            if current.tier != Tier.BLOCKING:
+                raise InvalidInput("Only blocking actions are approved or rejected; review this one instead.")
+            kind = DecisionKind.REJECT if not approve else (
+                DecisionKind.EDIT_APPROVE if edited_payload is not None else DecisionKind.APPROVE
             )
-            halted += 1
-        except IllegalTransition:  # decided meanwhile; nothing left to halt
-            pass
-    return halted
+            common = dict(actor=_actor(user), at=now, decided_at=now, decided_by=user,
+                          decision_by_label=user.get_username(), decision_note=note)
+            if not approve:
+                decided = _transition(current, allowed_from=PENDING_ONLY, to=Status.REJECTED,
+                                      kind="action.rejected", data={"note": note}, **common)
+                Decision.objects.create(action=decided, user=user, kind=kind, note=note, created_at=now)
+                return decided
+            approvals = list(current.decisions.filter(kind__in=[DecisionKind.APPROVE, DecisionKind.EDIT_APPROVE])
+                             .order_by("created_at"))
+            if current.four_eyes:
+                if any(d.user_id == user.pk for d in approvals):
+                    raise InvalidInput("You already approved this action; a second, different reviewer must approve.")
+                if not approvals:
+                    Decision.objects.create(action=current, user=user, kind=kind, note=note,
+                                            edited_payload=edited_payload, created_at=now)
+                    audit_append(
+                        kind="action.first_approval", actor=_actor(user), action=current, at=now,
+                        data={"note": note, "approvals": 1, "needed": 2, "edited": edited_payload is not None},
+                    )
+                    notifications.enqueue(event="action.first_approval", action=current,
+                                          data={"by": user.get_username()}, at=now)
+                    return current
+            payload = edited_payload
+            if payload is None:  # the first approver's edit stands unless the second edits again
+                edits = [d.edited_payload for d in approvals if d.edited_payload is not None]
+                payload = edits[-1] if edits else current.payload
+            digest = sha256_hex(payload)
+            decided = _transition(
+                current, allowed_from=PENDING_ONLY, to=Status.APPROVED, kind="action.approved",
+                data={"note": note, "edited": payload != current.payload, "approved_payload_sha256": digest,
+                      "approvers": [*(d.user.get_username() for d in approvals), user.get_username()]},
+                approved_payload=payload, approved_payload_sha256=digest, **common,
+            )
+            Decision.objects.create(action=decided, user=user, kind=kind, note=note,
+                                    edited_payload=edited_payload, created_at=now)
+            return decided
+    except IllegalTransition as exc:
+        if isinstance(exc, AlreadyDecided):
+            raise
+        action.refresh_from_db()
+        raise AlreadyDecided(action) from None
+
+
+def action_escalate(*, action: Action, user: AbstractBaseUser, note: str = "",
+                    group: str = "senior_reviewer") -> Action:
+    """Hand an open item to a group (senior reviewers by default); it stays pending.
+
+    The SLA chain is untouched: its deadlines and level keep running, so a
+    manual escalation never delays an expiry.
+    """
+    _decider_check(action, user)
+    note = (note or "").strip()
+    now = timezone.now()
+    open_item = Q(status=Status.PENDING, tier=Tier.BLOCKING) | Q(
+        status=Status.APPROVED, tier=Tier.ASYNC_REVIEW, review_state=ReviewState.AWAITING_REVIEW
+    )
+    with transaction.atomic():
+        # Conditional UPDATE: a decision that landed first wins, and an item
+        # already with that group is not escalated twice.
+        won = Action.objects.filter(open_item, pk=action.pk).exclude(escalated_to=group).update(
+            escalated_to=group, escalated_at=now, updated_at=now, claimed_by=None, claim_expires_at=None,
+        )
+        if not won:
+            action.refresh_from_db()
+            if action.escalated_to == group and (action.status == Status.PENDING or
+                                                 action.review_state == ReviewState.AWAITING_REVIEW):
+                raise IllegalTransition(f"Already escalated to {group}.")
+            raise AlreadyDecided(action)
+        action.refresh_from_db()
+        Decision.objects.create(action=action, user=user, kind=DecisionKind.ESCALATE, note=note, created_at=now)
+        data = {"group": group, "note": note, "level": action.escalation_level, "manual": True}
+        audit_append(kind="action.escalated", actor=_actor(user), action=action, at=now, data=data)
+        notifications.enqueue(event="action.escalated", action=action, data=data, at=now)
+    return action
+
+
+def action_review(*, action: Action, user: AbstractBaseUser, flag: bool, note: str = "") -> Action:
+    """After-the-fact review of an async-tier action: confirm it, or flag it with a reason.
+
+    A flag goes through the same notification hook as every transition, so it
+    reaches the agent's webhook and the ops channels.
+    """
+    _decider_check(action, user)
+    note = (note or "").strip()
+    if flag and not note:
+        raise InvalidInput("A flag needs a reason.")
+    if action.tier != Tier.ASYNC_REVIEW:
+        raise InvalidInput("Only async-review actions are confirmed or flagged.")
+    now = timezone.now()
+    state = ReviewState.FLAGGED if flag else ReviewState.CONFIRMED
+    kind = "action.flagged" if flag else "action.confirmed"
+    with transaction.atomic():
+        # Conditional UPDATE: of two reviewers at once, one review counts.
+        won = Action.objects.filter(
+            pk=action.pk, tier=Tier.ASYNC_REVIEW, review_state=ReviewState.AWAITING_REVIEW
+        ).update(
+            review_state=state, reviewed_by=user, reviewed_at=now, review_note=note, updated_at=now,
+            claimed_by=None, claim_expires_at=None, next_deadline_at=None,
+        )
+        if not won:
+            action.refresh_from_db()
+            raise AlreadyDecided(action)
+        action.refresh_from_db()
+        Decision.objects.create(action=action, user=user, kind=DecisionKind.FLAG if flag else DecisionKind.CONFIRM,
+                                note=note, created_at=now)
+        data = {"review_state": state, "note": note}
+        audit_append(kind=kind, actor=_actor(user), action=action, at=now, data=data)
+        notifications.enqueue(event=kind, action=action, data=data, to_agent=True, at=now)
+    return action

@@ -127,6 +127,10 @@ class Action(models.Model):
     approved_payload_sha256 = models.CharField(max_length=64, blank=True)
 
     sla_due_at = models.DateTimeField(null=True, blank=True)
+    # The escalation chain as it stood at submission: [{"due_at", "do", "group"}],
+    # and when its next step is due (what the SLA sweeper scans).
+    sla_chain = models.JSONField(default=list, blank=True)
+    next_deadline_at = models.DateTimeField(null=True, blank=True)
     escalation_level = models.PositiveSmallIntegerField(default=0)
     escalated_at = models.DateTimeField(null=True, blank=True)
 
@@ -167,6 +171,10 @@ class Action(models.Model):
             models.Index(fields=["status", "tier", "-created_at"], name="action_queue"),
             models.Index(
                 fields=["sla_due_at"], name="action_pending_sla", condition=models.Q(status="pending")
+            ),
+            models.Index(
+                fields=["next_deadline_at"], name="action_next_deadline",
+                condition=models.Q(next_deadline_at__isnull=False),
             ),
         ]
 
@@ -267,3 +275,104 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.kind}"
+
+
+class SlaPolicy(models.Model):
+    """An SLA and escalation chain for one tier, optionally only for action
+    types matching a pattern. Without a matching row, the defaults in
+    reviewqueue/sla.py apply (from REVIEWQUEUE_SLA_* settings)."""
+
+    tier = models.CharField(max_length=16, choices=[(Tier.BLOCKING, "blocking"), (Tier.ASYNC_REVIEW, "async_review")])
+    action_type_pattern = models.CharField(max_length=128, default="*", help_text="Shell-style, e.g. payments.*")
+    sla = models.DurationField(help_text="e.g. 00:15:00")
+    steps = models.JSONField(
+        help_text='Steps at fractions of the SLA, e.g. [{"at": 0.5, "do": "escalate", "group": "senior_reviewer"}, '
+        '{"at": 1, "do": "expire"}]. "do" is escalate, expire (blocking only) or alert_ops.'
+    )
+    priority = models.IntegerField(default=0, help_text="The matching policy with the highest priority wins.")
+
+    class Meta:
+        verbose_name = "SLA policy"
+        verbose_name_plural = "SLA policies"
+        ordering = ["tier", "-priority"]
+
+    def __str__(self) -> str:
+        return f"{self.tier} {self.action_type_pattern} ({self.sla})"
+
+    def clean(self):
+        from .sla import steps_validate
+
+        steps_validate(self.steps, tier=self.tier)
+
+
+class ChannelKind(models.TextChoices):
+    EMAIL = "email"
+    SLACK = "slack"
+    WEBHOOK = "webhook"
+
+
+class NotificationChannel(models.Model):
+    """Where a group hears about the events it subscribed to."""
+
+    name = models.CharField(max_length=100, unique=True)
+    group = models.ForeignKey("auth.Group", on_delete=models.CASCADE, related_name="notification_channels")
+    kind = models.CharField(max_length=16, choices=ChannelKind.choices)
+    target = models.CharField(
+        max_length=2048, blank=True,
+        help_text="Webhook or Slack URL; for email, addresses (comma-separated) or blank for the group's members.",
+    )
+    events = models.JSONField(
+        default=list, help_text='Event patterns, e.g. ["action.escalated", "action.expired", "kill_switch.*"]'
+    )
+    is_active = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind} for {self.group})"
+
+
+class OutboxStatus(models.TextChoices):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    DEAD = "dead"
+
+
+class OutboxMessage(models.Model):
+    """A notification or agent webhook, written in the transaction of the event
+    that causes it and delivered (with retries) by the worker."""
+
+    event = models.CharField(max_length=64)
+    kind = models.CharField(max_length=16, help_text="agent_webhook, email, slack or webhook")
+    endpoint = models.CharField(max_length=2048, help_text="URL, or comma-separated addresses for email")
+    action = models.ForeignKey(Action, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    agent = models.ForeignKey(Agent, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    channel = models.ForeignKey(NotificationChannel, null=True, blank=True, on_delete=models.SET_NULL)
+    body = models.JSONField()
+    status = models.CharField(max_length=16, choices=OutboxStatus.choices, default=OutboxStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"], name="outbox_due", condition=models.Q(status="pending")
+            ),
+            models.Index(fields=["status", "-created_at"], name="outbox_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} → {self.kind} {self.endpoint[:60]} ({self.status})"
+
+
+class CircuitBreaker(models.Model):
+    """Per endpoint: opens after repeated failures, then lets one probe through."""
+
+    endpoint = models.CharField(max_length=300, primary_key=True, help_text="scheme://host:port")
+    failures = models.JSONField(default=list, help_text="Times of recent failures (ISO).")
+    open_until = models.DateTimeField(null=True, blank=True)
+    probe_started_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.endpoint

@@ -111,3 +111,12 @@ def ops_client(ops_user):
     from reviewqueue.credentials import user_token_issue
 
     return Client(HTTP_AUTHORIZATION=f"Bearer {user_token_issue(user=ops_user, actor='test')}")
+
+
+@pytest.fixture
+def hook_server():
+    from tests.hooks_server import HookServer
+
+    server = HookServer()
+    yield server
+    server.close()

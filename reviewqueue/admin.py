@@ -5,7 +5,9 @@ from django.contrib import admin, messages
 from django.utils.html import format_html
 
 from .credentials import agent_key_issue, agent_keys_revoke
-from .models import Action, Agent, ApiKey, AuditEvent, KillSwitch
+from .models import (
+    Action, Agent, ApiKey, AuditEvent, CircuitBreaker, KillSwitch, NotificationChannel, OutboxMessage, SlaPolicy,
+)
 
 
 def _actor(request) -> str:
@@ -99,3 +101,30 @@ class KillSwitchAdmin(ReadOnlyAdmin):
 @admin.register(ApiKey)
 class ApiKeyAdmin(ReadOnlyAdmin):
     list_display = ("prefix", "agent", "user", "created_at", "expires_at", "revoked_at")
+
+
+@admin.register(SlaPolicy)
+class SlaPolicyAdmin(admin.ModelAdmin):
+    list_display = ("tier", "action_type_pattern", "sla", "steps", "priority")
+    list_filter = ("tier",)
+
+
+@admin.register(NotificationChannel)
+class NotificationChannelAdmin(admin.ModelAdmin):
+    list_display = ("name", "group", "kind", "target", "events", "is_active")
+    list_filter = ("kind", "group", "is_active")
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(ReadOnlyAdmin):
+    """Dead letters are here: filter by status = dead."""
+
+    list_display = ("created_at", "event", "kind", "endpoint", "status", "attempts", "last_error")
+    list_filter = ("status", "kind", "event")
+    search_fields = ("endpoint", "event")
+    show_full_result_count = False
+
+
+@admin.register(CircuitBreaker)
+class CircuitBreakerAdmin(ReadOnlyAdmin):
+    list_display = ("endpoint", "open_until", "probe_started_at")

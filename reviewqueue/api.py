@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from django.conf import settings
@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import URLValidator
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
 from ninja import Field, NinjaAPI, Query, Schema
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
@@ -315,3 +316,43 @@ def ops_set_kill_switch(request, body: SwitchIn):
         scope=body.scope, engaged=body.engaged, reason=body.reason, actor=request.auth.label
     )
     return {**_switch(switch), "halted": halted}
+
+
+class DeadLetterOut(Schema):
+    id: int
+    event: str
+    kind: str
+    endpoint: str
+    attempts: int
+    last_error: str
+    created_at: datetime
+    action_id: uuid.UUID | None
+
+
+class StatsOut(Schema):
+    since: datetime
+    queue_depth: dict[str, int]
+    sla_breaches: dict[str, int]
+    decision_latency_seconds: dict[str, float | int | None]
+    override_rate: float | None
+    dead_letters: int
+
+
+class StatsQuery(Schema):
+    hours: Annotated[int, Field(ge=1, le=24 * 90)] = 24
+
+
+class LimitQuery(Schema):
+    limit: Annotated[int, Field(ge=1, le=1000)] = 100
+
+
+@api.get("/ops/dead-letters", auth=OpsToken(), response={200: list[DeadLetterOut], **ERRORS}, tags=["ops"])
+def ops_dead_letters(request, query: Query[LimitQuery]):
+    """Notifications and webhooks that failed every retry, newest first."""
+    return list(selectors.ops_dead_letters(limit=query.limit))
+
+
+@api.get("/ops/stats", auth=OpsToken(), response={200: StatsOut, **ERRORS}, tags=["ops"])
+def ops_stats(request, query: Query[StatsQuery]):
+    """Queue depths per tier, SLA breaches, decision latency and override rate."""
+    return selectors.ops_stats(since=timezone.now() - timedelta(hours=query.hours))

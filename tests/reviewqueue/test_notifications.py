@@ -136,3 +136,20 @@ def test_engaging_the_kill_switch_notifies_agents_and_ops_and_flags_async_action
                          for h in hook_server.received if h["path"] == "/agent")
     assert agent_hooks == sorted([(pending, "halted", "none"), (went_ahead["id"], "approved", "flagged")])
     assert Action.objects.get(pk=untouched).review_state == "awaiting_review"
+
+
+def test_dead_letters_and_stats_are_visible_to_ops(agent_client, hook_server, ops_client, settings):
+    settings.REVIEWQUEUE = {**settings.REVIEWQUEUE, "BREAKER_FAILURES": 100}
+    hook_server.status = 500
+    action = Action.objects.get(pk=agent_client.submit(callback_url=hook_server.url).json()["id"])
+    lifecycle.action_cancel(action=action)
+    message = OutboxMessage.objects.get()
+    for _ in range(4):
+        OutboxMessage.objects.filter(pk=message.pk).update(next_attempt_at=timezone.now())
+        notifications.deliver(message.pk)
+
+    [dead] = ops_client.get("/api/v1/ops/dead-letters").json()
+    assert dead["event"] == "action.cancelled" and dead["attempts"] == 4 and dead["action_id"] == str(action.pk)
+    stats = ops_client.get("/api/v1/ops/stats").json()
+    assert stats["dead_letters"] == 1 and stats["queue_depth"]["blocking"] == 0
+    assert agent_client.http.get("/api/v1/ops/dead-letters").status_code == 403

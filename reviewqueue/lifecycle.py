@@ -251,8 +251,7 @@ def actions_halt(*, scope: str, reason: str, actor: str) -> int:
         halted += Action.objects.filter(pk__in=chunk, status=Status.HALTED, updated_at=now).select_related("agent")
     data = {"status": Status.HALTED, "scope": scope, "reason": reason}
     audit_append_many([dict(kind="action.halted", actor=actor, action=a, data=data, at=now) for a in halted])
-    for action in halted:
-        notifications.enqueue(event="action.halted", action=action, data=data, to_agent=True, at=now)
+    notifications.enqueue_many([("action.halted", a, data) for a in halted], to_agent=True, at=now)
     halted_ids = [a.pk for a in halted]
     transaction.on_commit(lambda: [wakeups.notify(pk) for pk in halted_ids])
     return len(halted)
@@ -273,8 +272,7 @@ def actions_flag_for_review(*, scope: str, reason: str, actor: str) -> int:
         flagged += Action.objects.filter(pk__in=chunk, review_state=ReviewState.FLAGGED, reviewed_at=now)
     data = {"review_state": ReviewState.FLAGGED, "scope": scope, "reason": reason}
     audit_append_many([dict(kind="action.flagged", actor=actor, action=a, data=data, at=now) for a in flagged])
-    for action in flagged:
-        notifications.enqueue(event="action.flagged", action=action, data=data, to_agent=True, at=now)
+    notifications.enqueue_many([("action.flagged", a, data) for a in flagged], to_agent=True, at=now)
     return len(flagged)
 
 
@@ -294,12 +292,13 @@ def _chunks(items: list, size: int):
 
 # -------------------------------------------------------------- the clock ---
 
-def sla_sweep(*, limit: int = 200) -> int:
+def sla_sweep(*, limit: int = 500) -> int:
     """Apply every escalation step that is due, oldest deadline first; returns how many.
 
     Rows are claimed with FOR UPDATE SKIP LOCKED, so sweeps running at once
     (two workers, or a catch-up after downtime) split the work instead of
-    doing it twice; each step is conditional on the level it advances from.
+    doing it twice. A claimed row stays locked until its step commits, and
+    the step reads the level it advances from under that lock.
     """
     now = timezone.now()
     total = 0
@@ -309,46 +308,51 @@ def sla_sweep(*, limit: int = 200) -> int:
                 Action.objects.select_for_update(skip_locked=True, of=("self",)).select_related("agent")
                 .filter(next_deadline_at__lte=now).order_by("next_deadline_at")[:limit]
             )
-            for action in due:
-                _sla_step(action)
+            _sla_steps(due, now=now)
         total += len(due)
         if not due:  # a step may have made a later one due too: loop until none is
             return total
 
 
-def _sla_step(action: Action) -> None:
-    level = action.escalation_level
-    still_open = (
-        action.status == Status.PENDING if action.tier == Tier.BLOCKING
-        else action.status == Status.APPROVED and action.review_state == ReviewState.AWAITING_REVIEW
-    )
-    if not still_open or level >= len(action.sla_chain):
-        Action.objects.filter(pk=action.pk).update(next_deadline_at=None)
-        return
-    step = action.sla_chain[level]
-    deadline = datetime.fromisoformat(step["due_at"])
-    following = action.sla_chain[level + 1]["due_at"] if level + 1 < len(action.sla_chain) else None
-    data = {"deadline": step["due_at"], "level": level + 1, "sla_due_at": action.sla_due_at.isoformat()}
-    if step["do"] == sla.EXPIRE:
-        _transition(
-            action, allowed_from=PENDING_ONLY, to=Status.EXPIRED, kind="action.expired", actor="sla",
-            data=data, decided_at=deadline, decision_by_label="sla", escalation_level=level + 1,
-            decision_note=f"No decision before the SLA ran out at {step['due_at']}; expired (fail closed).",
+def _sla_steps(due: list[Action], *, now: datetime) -> None:
+    """One step for each claimed action: expiries one by one, escalations and
+    alerts in bulk (one UPDATE, one audit append, one outbox write)."""
+    moved, events = [], []
+    for action in due:
+        level = action.escalation_level
+        still_open = (
+            action.status == Status.PENDING if action.tier == Tier.BLOCKING
+            else action.status == Status.APPROVED and action.review_state == ReviewState.AWAITING_REVIEW
         )
-        return
-    escalate = step["do"] == sla.ESCALATE
-    won = Action.objects.filter(pk=action.pk, escalation_level=level).update(
-        escalation_level=level + 1, next_deadline_at=following, updated_at=timezone.now(),
-        **({"escalated_at": deadline, "escalated_to": step["group"]} if escalate else {}),
+        if not still_open or level >= len(action.sla_chain):
+            action.next_deadline_at = None
+            moved.append(action)
+            continue
+        step = action.sla_chain[level]
+        deadline = datetime.fromisoformat(step["due_at"])
+        data = {"deadline": step["due_at"], "level": level + 1, "sla_due_at": action.sla_due_at.isoformat()}
+        if step["do"] == sla.EXPIRE:
+            _transition(
+                action, allowed_from=PENDING_ONLY, to=Status.EXPIRED, kind="action.expired", actor="sla",
+                data=data, decided_at=deadline, decision_by_label="sla", escalation_level=level + 1,
+                decision_note=f"No decision before the SLA ran out at {step['due_at']}; expired (fail closed).",
+            )
+            continue
+        following = action.sla_chain[level + 1]["due_at"] if level + 1 < len(action.sla_chain) else None
+        action.escalation_level, action.updated_at = level + 1, now
+        action.next_deadline_at = datetime.fromisoformat(following) if following else None
+        if step["do"] == sla.ESCALATE:
+            action.escalated_at, action.escalated_to = deadline, step["group"]
+            data["group"] = step["group"]
+            events.append(("action.escalated", action, data))
+        else:
+            events.append(("action.overdue_ops_alert", action, data))
+        moved.append(action)
+    Action.objects.bulk_update(
+        moved, ["escalation_level", "updated_at", "next_deadline_at", "escalated_at", "escalated_to"], batch_size=500
     )
-    if not won:  # another sweep took this step
-        return
-    action.refresh_from_db()
-    kind = "action.escalated" if escalate else "action.overdue_ops_alert"
-    if escalate:
-        data["group"] = step["group"]
-    audit_append(kind=kind, actor="sla", action=action, data=data)
-    notifications.enqueue(event=kind, action=action, data=data)
+    audit_append_many([dict(kind=kind, actor="sla", action=action, data=data) for kind, action, data in events])
+    notifications.enqueue_many(events, at=now)
 
 
 # ------------------------------------------------------------- reviewers ---

@@ -42,35 +42,42 @@ def _json_safe(value: Any) -> Any:
 def enqueue(*, event: str, action: Action | None = None, data: dict[str, Any] | None = None,
             to_agent: bool = False, at: datetime | None = None) -> list[OutboxMessage]:
     """Write the messages an event causes; call inside the event's transaction."""
+    return enqueue_many([(event, action, data)], to_agent=to_agent, at=at)
+
+
+def enqueue_many(events: list[tuple[str, Action | None, dict[str, Any] | None]], *, to_agent: bool = False,
+                 at: datetime | None = None) -> list[OutboxMessage]:
+    """`enqueue` for many (event, action, data) at once: one subscriber lookup, one INSERT."""
     from .serializers import action_json
 
     now = at or timezone.now()
+    channels = _channels()
     messages = []
-    if to_agent and action is not None and action.callback_url:
-        messages.append(OutboxMessage(
-            event=event, kind=AGENT_WEBHOOK, endpoint=action.callback_url, action=action, agent_id=action.agent_id,
-            body=_json_safe(action_json(action)), next_attempt_at=now, created_at=now,
-        ))
-    for channel in _subscribers(event):
-        messages.append(OutboxMessage(
-            event=event, kind=channel.kind, endpoint=_channel_endpoint(channel), channel=channel, action=action,
-            agent_id=action.agent_id if action else None,
-            body=_json_safe({"event": event, "text": _text(event, action, data), "data": data or {},
-                             "action": _action_brief(action)}),
-            next_attempt_at=now, created_at=now,
-        ))
+    for event, action, data in events:
+        if to_agent and action is not None and action.callback_url:
+            messages.append(OutboxMessage(
+                event=event, kind=AGENT_WEBHOOK, endpoint=action.callback_url, action=action,
+                agent_id=action.agent_id, body=_json_safe(action_json(action)), next_attempt_at=now, created_at=now,
+            ))
+        for channel in channels:
+            if not any(fnmatch.fnmatchcase(event, pattern) for pattern in channel.events):
+                continue
+            messages.append(OutboxMessage(
+                event=event, kind=channel.kind, endpoint=_channel_endpoint(channel), channel=channel, action=action,
+                agent_id=action.agent_id if action else None,
+                body=_json_safe({"event": event, "text": _text(event, action, data), "data": data or {},
+                                 "action": _action_brief(action)}),
+                next_attempt_at=now, created_at=now,
+            ))
     if messages:
-        OutboxMessage.objects.bulk_create(messages)
+        OutboxMessage.objects.bulk_create(messages, batch_size=1000)
         ids = [m.pk for m in messages]
         transaction.on_commit(lambda: _dispatch(ids))
     return messages
 
 
-def _subscribers(event: str) -> list[NotificationChannel]:
-    return [
-        channel for channel in NotificationChannel.objects.filter(is_active=True).select_related("group")
-        if any(fnmatch.fnmatchcase(event, pattern) for pattern in channel.events)
-    ]
+def _channels() -> list[NotificationChannel]:
+    return list(NotificationChannel.objects.filter(is_active=True).select_related("group"))
 
 
 def _channel_endpoint(channel: NotificationChannel) -> str:

@@ -1,22 +1,55 @@
 """The risk router: decides which tier an agent's action goes to.
 
 Pure code: it never imports reviewqueue and takes and returns plain values.
+The Django glue (model versions, admin-editable rules, commands) lives in
+models.py, registry.py and management/, and is imported only when needed so
+that this package imports before Django's app registry is ready.
 """
 
-import time
+from __future__ import annotations
 
-from . import rules
-from .types import ActionInput, Route, Tier
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["ActionInput", "Route", "Tier", "route"]
+from .types import ActionInput, LabeledAction, Route, Tier
+
+if TYPE_CHECKING:
+    from .model import RiskModel
+    from .policy import Policy
+    from .router import Router
+
+__all__ = ["ActionInput", "LabeledAction", "Route", "Tier", "current_router", "route"]
+
+_CURRENT: Any = object()
 
 
-def route(action: ActionInput) -> Route:
-    started = time.perf_counter()
-    decided = rules.route(action)
-    return Route(
-        tier=decided.tier, score=decided.score, reasons=decided.reasons,
-        model_version=decided.model_version, policy_version=decided.policy_version,
-        probabilities=decided.probabilities, four_eyes=decided.four_eyes,
-        routing_ms=(time.perf_counter() - started) * 1000,
-    )
+def current_router() -> Router:
+    """This process's router: the active model and policy, refreshed every few seconds."""
+    from django.conf import settings
+
+    if not settings.configured:
+        from .router import Router
+
+        return Router()
+    from .registry import current_router as _current
+
+    return _current()
+
+
+def route(
+    action: ActionInput, *, router: Router | None = None, model: RiskModel | None = _CURRENT,
+    policy: Policy | None = None,
+) -> Route:
+    """Route one action with the live router, or with an explicit one (replays, what-ifs).
+
+    `model=None` means "no model" (policy only); leave it out for the active model.
+    """
+    if router is None:
+        router = current_router()
+        if model is not _CURRENT or policy is not None:
+            from .router import Router
+
+            router = Router(
+                policy=policy if policy is not None else router.policy,
+                model=router.model if model is _CURRENT else model,
+            )
+    return router.route(action)

@@ -8,29 +8,40 @@ numbers and tracking ids are not taken for cards and IBANs.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import phonenumbers
+
+from .statements import all_read, heads, strip_literals
 
 EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]{1,64}@([A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24})\b")
 _CARD_CANDIDATE = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
 _IBAN_CANDIDATE = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
 _PHONE_CANDIDATE = re.compile(r"(?<![\w+])(?:\+|00)?\(?\d[\d ().-]{6,18}\d(?![\w])")
+_DIGIT = re.compile(r"\d")
+_URL_HOST = re.compile(r"\bhttps?://(?:[^/\s@]+@)?([A-Za-z0-9.-]+\.[A-Za-z]{2,24})\b")
+_DATE_LIKE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}")
 _SSN = re.compile(r"\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b")
 
 # Key material has shapes; the generic "password=..." form needs a value.
-_SECRETS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("AWS access key", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
-    ("private key", re.compile(r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----")),
-    ("Stripe secret key", re.compile(r"\b(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{10,}\b")),
-    ("API token", re.compile(r"\bsk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}\b")),
-    ("GitHub token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})\b")),
-    ("Slack token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}\b")),
-    ("Google API key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b")),
-    ("JWT", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")),
-    ("password", re.compile(r"(?i)\b(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?token)\s*[:=]\s*['\"]?[^\s'\",;]{6,}")),
-    ("connection string with a password", re.compile(r"\b[a-z][a-z0-9+.-]{1,20}://[^/\s:@]+:[^/\s@]{3,}@")),
+# Key material has shapes; the generic "password=..." form needs a value. Each
+# pattern runs only when its lowercase trigger occurs in the text.
+_SECRETS: tuple[tuple[str, tuple[str, ...], re.Pattern[str]], ...] = (
+    ("AWS access key", ("akia", "asia"), re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
+    ("private key", ("private key",), re.compile(r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----")),
+    ("Stripe secret key", ("sk_", "rk_"), re.compile(r"\b(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{10,}\b")),
+    ("API token", ("sk-",), re.compile(r"\bsk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}\b")),
+    ("GitHub token", ("gh", "github_pat_"), re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})\b")),
+    ("Slack token", ("xox",), re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}\b")),
+    ("Google API key", ("aiza",), re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b")),
+    ("JWT", ("eyj",), re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")),
+    (
+        "password",
+        ("pass", "pwd", "secret", "key", "token"),
+        re.compile(r"(?i)\b(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?token)\s*[:=]\s*['\"]?[^\s'\",;*]{6,}"),
+    ),
+    ("connection string with a password", ("://",), re.compile(r"\b[a-z][a-z0-9+.-]{1,20}://[^/\s:@]+:[^/\s@*]{3,}@")),
 )
 SECRET_KEYS = frozenset(
     "password passwd secret client_secret api_key apikey private_key secret_key access_key "
@@ -56,49 +67,104 @@ _INJECTION = re.compile(
     r")"
 )
 
-_DESTRUCTIVE_COMMANDS = re.compile(
-    r"(?i)(?:"
-    r"\brm\s+(?:-[a-z]*[rf][a-z]*\s+)+|\brmdir\b|\bmkfs(?:\.\w+)?\b|\bdd\s+if=|\bshred\b|\bwipefs\b"
-    r"|>\s*/dev/(?:sd|nvme|hd)|:\(\)\s*\{|\bchmod\s+(?:-R\s+)?0?777\b|\bchown\s+-R\b"
-    r"|\bgit\s+push\s+(?:\S+\s+)*(?:--force\b|-f\b)|\bgit\s+reset\s+--hard\b|\bgit\s+clean\s+-[a-z]*f"
-    r"|\bdrop\s+(?:table|database|schema|index|collection|keyspace)\b|\btruncate\s+(?:table\s+)?\w"
-    r"|\bdelete\s+from\s+[\w.\"`]+\s*(?:;|$)|\bupdate\s+[\w.\"`]+\s+set\s+(?:(?!\bwhere\b)[^;])*(?:;|$)"
-    r"|\bflushall\b|\bflushdb\b|\bdropdatabase\b|\bdeletemany\s*\(\s*\{\s*\}\s*\)"
-    r"|\bkubectl\s+delete\b|\bhelm\s+(?:uninstall|delete)\b|\bterraform\s+destroy\b|\bterraform\s+apply\s+.*-auto-approve"
-    r"|\baws\s+s3\s+(?:rm|rb)\b|\baws\s+\w+\s+(?:delete|terminate)-|\bgsutil\s+(?:-m\s+)?rm\b"
-    r"|\bgcloud\s+\S+(?:\s+\S+)?\s+delete\b|\baz\s+\S+\s+delete\b|\bdocker\s+system\s+prune\b"
-    r"|\b(?:systemctl|service)\s+(?:stop|disable)\b|\bshutdown\b|\breboot\b|\bkill\s+-9\b|\bpkill\b|\bkillall\b"
-    r"|\bcurl\b[^|;]*\|\s*(?:sudo\s+)?(?:ba|z)?sh\b|\bwget\b[^|;]*\|\s*(?:sudo\s+)?(?:ba|z)?sh\b"
-    r"|\biptables\s+-F\b|\bcrontab\s+-r\b|\bhistory\s+-c\b"
-    r")"
+# Keyed by a literal that must occur first: one big alternation costs about
+# 0.3 ms per action in Python's re, these cost microseconds when absent.
+_DESTRUCTIVE_BY_TRIGGER: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (trigger, re.compile(pattern, re.IGNORECASE))
+    for trigger, pattern in (
+        ("rm", r"\brm\s+(?:-[a-z]*[rf][a-z]*\s+)+|\brmdir\b"),
+        ("mkfs", r"\bmkfs(?:\.\w+)?\b"),
+        ("dd", r"\bdd\s+if="),
+        ("shred", r"\bshred\b"),
+        ("wipefs", r"\bwipefs\b"),
+        ("/dev/", r">\s*/dev/(?:sd|nvme|hd)"),
+        (":()", r":\(\)\s*\{"),
+        ("chmod", r"\bchmod\s+(?:-R\s+)?0?777\b"),
+        ("chown", r"\bchown\s+-R\b"),
+        ("git", r"\bgit\s+push\s+(?:\S+\s+)*(?:--force\b|-f\b)|\bgit\s+reset\s+--hard\b|\bgit\s+clean\s+-[a-z]*f|\bgit\s+branch\s+-D\b"),
+        ("drop", r"\bdrop\s+(?:table|database|schema|index|collection|keyspace)\b|\bdropdatabase\b"),
+        ("truncate", r"\btruncate\s+(?:table\s+)?\w"),
+        # Literals are blanked before these run: "no WHERE before the end" is reliable.
+        ("delete", r"\bdelete\s+from\s+[\w.\"`]+\s*(?:;|$)|\bdeletemany\s*\(\s*\{\s*\}\s*\)"),
+        ("update", r"\bupdate\s+[\w.\"`]+\s+set\s+(?:(?!\bwhere\b)[^;])*(?:;|$)"),
+        ("flush", r"\bflushall\b|\bflushdb\b"),
+        ("kubectl", r"\bkubectl\s+(?:\S+\s+)*?(?:delete|drain|scale\s+\S+\s+--replicas[= ]0)\b"),
+        ("helm", r"\bhelm\s+(?:uninstall|delete)\b"),
+        ("terraform", r"\bterraform\s+destroy\b|\bterraform\s+apply\s+.*-auto-approve"),
+        ("aws", r"\baws\s+s3\s+(?:rm|rb)\b|\baws\s+\w+\s+(?:delete|terminate)-"),
+        ("gsutil", r"\bgsutil\s+(?:-m\s+)?rm\b"),
+        ("gcloud", r"\bgcloud\s+\S+(?:\s+\S+)?\s+delete\b"),
+        ("az ", r"\baz\s+\S+\s+delete\b"),
+        ("prune", r"\bdocker\s+(?:system|volume|image)\s+prune\b"),
+        ("systemctl", r"\bsystemctl\s+(?:stop|disable|mask)\b"),
+        ("shutdown", r"\bshutdown\b"),
+        ("reboot", r"\breboot\b"),
+        ("kill", r"\bkill\s+-9\b|\bpkill\b|\bkillall\b"),
+        ("sh", r"\b(?:curl|wget)\b[^|;\n]*\|\s*(?:sudo\s+)?(?:ba|z)?sh\b"),
+        ("iptables", r"\biptables\s+-F\b"),
+        ("crontab", r"\bcrontab\s+-r\b"),
+        ("history", r"\bhistory\s+-c\b"),
+    )
 )
+_SQL_DESTRUCTIVE = frozenset("delete drop truncate".split())
 DESTRUCTIVE_VERBS = frozenset(
     "delete deletes deleting destroy drop purge truncate wipe erase remove unlink terminate "
-    "overwrite shred revoke deprovision decommission uninstall reset format kill".split()
+    "overwrite shred revoke deprovision decommission uninstall reset format kill cancel".split()
 )
+_PRIVILEGE_VERBS = frozenset("grant grants granting elevate escalate impersonate sudo sudoers promote".split())
+# Strong: the name is about who may administer. Weak: about who may see or
+# edit a thing (sharing, access); the policy reviews those, the model decides more.
 _PRIVILEGE_WORDS = frozenset(
-    "grant grants granting permission permissions role roles privilege privileges sudo sudoers "
-    "iam acl acls admin administrator superuser owner collaborator elevate escalate impersonate "
-    "policy membership".split()
+    "role roles privilege privileges iam admin admins administrator superuser policy acl acls security".split()
+)
+_ACCESS_WORDS = frozenset(
+    "permission permissions owner owners collaborator collaborators membership access sharing".split()
+)
+_WRITE_VERBS = frozenset(
+    "add assign attach set update put create change modify make invite give transfer enable patch "
+    "insert upsert edit bind".split()
 )
 _PRIVILEGE_TEXT = re.compile(
-    r"(?i)\b(?:grant(?:s|ed|ing)?\s+\w+(?:\s+\w+)?\s+(?:access|admin|owner|write|role|permission)"
+    r"(?i)\b(?:grant(?:s|ed|ing)?\s+\w+(?:\s+\w+)?\s+(?:admin|owner|role)"
     r"|(?:make|made|promote|add(?:ed)?)\s+\S+\s+(?:an?\s+)?(?:admin|owner|superuser|org\s+owner)"
     r"|add(?:ed)?\s+\S+\s+to\s+(?:the\s+)?(?:admins?|administrators|sudoers|owners|wheel)\b"
     r"|roles?/(?:owner|editor|admin)|AdministratorAccess|\bsudo\s+usermod|\busermod\s+-aG"
-    r"|(?:role|permission|access[_ ]level)\W{1,4}(?:admin|owner|superuser|write|editor|maintainer|root)\b)"
+    r"|(?:role|permission|access[_ ]level)\W{1,4}(?:admin|owner|superuser|root)\b)"
 )
-_ELEVATED_ROLES = frozenset("admin administrator owner superuser root editor write maintainer organizer".split())
+_ELEVATED_ROLES = frozenset("admin administrator owner superuser root".split())
+_EDITING_ROLES = frozenset("editor write writer maintainer organizer contributor manager fileorganizer".split())
 _EXTERNAL_SHARE = re.compile(
-    r"(?i)\b(?:anyone\s+with\s+the\s+link|public(?:ly)?\s+(?:link|shared|accessible|visible)"
+    r"(?i)(?:--public\b|\bpublic\s+(?:gist|repo|repository|bucket|url|page|channel)\b|\bpublic-read\b|\ballUsers\b"
+    r"|\ballAuthenticatedUsers\b)|\b(?:anyone\s+with\s+the\s+link|public(?:ly)?\s+(?:link|shared|accessible|visible)"
     r"|make\s+(?:it\s+)?public|visibility\W{1,4}public|share\W{1,4}(?:anyone|public|everyone))\b"
 )
-_DRY_RUN = re.compile(r"(?i)(?:--dry-run|--dryrun|\bdry[ _-]?run\b|--check\b|\bterraform\s+plan\b|--what-if\b|\bexplain\s+(?:select|delete|update)\b)")
+_DRY_RUN = re.compile(r"(?i)(?:--dry-run|--dryrun|\bgit\s+clean\s+-[a-z]*n|\bmake\s+-n\b|\brsync\s+-[a-z]*n[a-z]*\b|\bdry[ _-]?run\b|--check\b|\bterraform\s+plan\b|--what-if\b|\bexplain\s+(?!analy[sz]e)(?:select|delete|update|insert)\b)")
 _DRY_RUN_KEYS = frozenset("dry_run dryrun plan_only simulate preview_only check_mode validate_only what_if".split())
 _SENSITIVE = re.compile(
     r"(?i)\b(?:ssn|social\s+security|passport|date\s+of\s+birth|dob|diagnos\w*|medical|health\s+record"
-    r"|salary|salaries|payroll|bank\s+account|routing\s+number|credit\s+card|home\s+address|tax\s+id)\b"
+    r"|salary|salaries|bank\s+account|routing\s+number|credit\s+card|home\s+address|tax\s+id)\b"
 )
+
+
+# Literal words (lowercase) one of which must occur for the regex to have a
+# chance; a substring test is ~100 times cheaper than a failed IGNORECASE scan.
+_TRIGGERS: dict[str, tuple[str, ...]] = {
+    "injection": (
+        "ignore", "disregard", "forget", "override", "bypass", "instruction", "system", "you are now", "tell",
+        "inform", "notify", "alert", "mention", "without", "you must", "<|", "[system", "begin", "jailbreak",
+        "assistant", "agent", "ai",
+    ),
+    "privilege": ("grant", "admin", "owner", "superuser", "sudo", "usermod", "roles/", "role", "permission", "access",
+                  "wheel", "editor", "maintainer", "root", "write"),
+    "share": ("public", "anyone", "allusers", "allauthenticatedusers", "share"),
+    "dry_run": ("dry", "--check", "plan", "what-if", "explain", "git clean", "make -n", "rsync"),
+    "sensitive": ("ssn", "social security", "passport", "birth", "dob", "diagnos", "medical", "health", "salar",
+                  "bank account", "routing number", "credit card", "home address", "tax id"),
+}
+
+
+def _triggered(kind: str, lowered: str) -> bool:
+    return any(t in lowered for t in _TRIGGERS[kind])
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,13 +182,16 @@ class Indicators:
     destructive_commands: tuple[str, ...] = ()
     destructive_verbs: tuple[str, ...] = ()
     privilege: tuple[str, ...] = ()
+    access_change: tuple[str, ...] = ()
     public_share: bool = False
     dry_run: bool = False
+    read_only_commands: bool = False
+    writing_commands: bool = False
     sensitive_terms: tuple[str, ...] = ()
 
     @property
     def personal_data(self) -> bool:
-        return bool(self.phones or self.cards or self.ibans or self.ssns or self.sensitive_terms)
+        return bool(self.phones or self.cards or self.ibans or self.ssns)
 
     def names(self) -> tuple[str, ...]:
         """The indicator names that fired, as policy rules and features refer to them."""
@@ -131,7 +200,10 @@ class Indicators:
             "card_number": self.cards, "iban": self.ibans, "ssn": self.ssns, "secret": self.secrets,
             "prompt_injection": self.injection, "destructive_command": self.destructive_commands,
             "destructive_verb": self.destructive_verbs, "privilege_change": self.privilege,
-            "public_share": self.public_share, "dry_run": self.dry_run, "sensitive_terms": self.sensitive_terms,
+            "access_change": self.access_change,
+            "public_share": self.public_share, "dry_run": self.dry_run, "read_only_commands": self.read_only_commands,
+            "writing_commands": self.writing_commands,
+            "sensitive_terms": self.sensitive_terms,
             "personal_data": self.personal_data,
             "external_personal_data": (self.external_recipients or self.public_share) and (
                 self.personal_data or len(self.emails) > len(self.external_recipients)
@@ -142,8 +214,9 @@ class Indicators:
 
 INDICATOR_NAMES = (
     "email", "external_recipient", "phone", "card_number", "iban", "ssn", "secret", "prompt_injection",
-    "destructive_command", "destructive_verb", "privilege_change", "public_share", "dry_run",
+    "destructive_command", "destructive_verb", "privilege_change", "access_change", "public_share", "dry_run", "read_only_commands", "writing_commands",
     "sensitive_terms", "personal_data", "external_personal_data",
+    "read_only",  # the action's name has only read verbs (features.analyze decides)
 )
 
 
@@ -185,9 +258,15 @@ def iban_ok(text: str) -> bool:
     return number % 97 == 1
 
 
+_CARD_GROUPING = re.compile(r"\d+|\d{4}(?:[ -]\d{4}){2,3}(?:[ -]\d{1,3})?|\d{4}[ -]\d{6}[ -]\d{5}")
+
+
 def find_cards(text: str) -> list[str]:
+    """Luhn-valid digit runs, written whole or grouped as cards are (not an order no. 113-8823341-0091827)."""
     found = []
     for match in _CARD_CANDIDATE.finditer(text):
+        if not _CARD_GROUPING.fullmatch(match.group()):
+            continue
         digits = re.sub(r"[ -]", "", match.group())
         if luhn_ok(digits):
             found.append(f"…{digits[-4:]}")
@@ -204,7 +283,8 @@ def find_phones(text: str, *, default_region: str = "US") -> list[str]:
     for match in _PHONE_CANDIDATE.finditer(text):
         raw = match.group().strip()
         digits = sum(ch.isdigit() for ch in raw)
-        if not 7 <= digits <= 15 or re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw) or re.fullmatch(r"[\d.]+", raw) and "." in raw:
+        # A bare digit run is an id far more often than a phone number.
+        if not 7 <= digits <= 15 or raw.isdigit() or _DATE_LIKE.fullmatch(raw) or re.fullmatch(r"[\d.]+", raw):
             continue
         if luhn_ok(re.sub(r"\D", "", raw)) and digits >= 13:
             continue  # a card number, not a phone
@@ -218,18 +298,32 @@ def find_phones(text: str, *, default_region: str = "US") -> list[str]:
 
 
 def find_secrets(text: str) -> list[str]:
-    return [name for name, pattern in _SECRETS if pattern.search(text)]
+    lowered = text.lower()
+    return [
+        name for name, triggers, pattern in _SECRETS
+        if any(t in lowered for t in triggers) and pattern.search(text)
+    ]
 
 
 def find_injection(text: str) -> list[str]:
+    if not _triggered("injection", text.lower()):
+        return []
     return [m.group().strip()[:60] for m in _INJECTION.finditer(text)]
 
 
 def find_destructive_commands(text: str) -> list[str]:
-    return [m.group().strip()[:40] for m in _DESTRUCTIVE_COMMANDS.finditer(text)]
+    lowered = text.lower()
+    return [
+        m.group().strip()[:40]
+        for trigger, pattern in _DESTRUCTIVE_BY_TRIGGER
+        if trigger in lowered
+        for m in pattern.finditer(text)
+    ]
 
 
 def find_privilege_text(text: str) -> list[str]:
+    if not _triggered("privilege", text.lower()):
+        return []
     return [m.group().strip()[:40] for m in _PRIVILEGE_TEXT.finditer(text)]
 
 
@@ -241,14 +335,15 @@ def is_external(domain: str, company_domains: Iterable[str]) -> bool:
 
 def detect(
     *, text: str, recipients: Iterable[str], type_words: Iterable[str], key_values: Iterable[tuple[str, str]],
-    company_domains: Iterable[str], default_region: str = "US",
+    company_domains: Iterable[str], commands: Sequence[str] = (), default_region: str = "US",
 ) -> Indicators:
     """Indicators for one action.
 
     `text` is everything the agent wrote (summary, rationale, payload values,
     context); `recipients` the values of recipient-like payload fields;
     `type_words` the split action type and tool; `key_values` the payload's
-    leaf key names with their string values.
+    leaf key names with their string values; `commands` the shell commands
+    and SQL the action would run.
     """
     domains = tuple(d.lower() for d in company_domains)
     emails = tuple(dict.fromkeys(m.group().lower() for m in EMAIL.finditer(text)))
@@ -257,24 +352,38 @@ def detect(
         for m in EMAIL.finditer(recipient):
             if is_external(m.group(1), domains):
                 external.append(m.group().lower())
+        for m in _URL_HOST.finditer(recipient):
+            if is_external(m.group(1), domains):
+                external.append(m.group(1).lower())
     type_words = list(type_words)
     key_values = list(key_values)
     secrets = find_secrets(text)
-    privilege = [w for w in type_words if w in _PRIVILEGE_WORDS]
+    # A privilege noun in the name is a change only beside a verb that writes
+    # ("iam.role.attach"), not in "list_roles".
+    privilege = [w for w in type_words if w in _PRIVILEGE_VERBS]
+    access: list[str] = []
+    writes = any(w in _WRITE_VERBS for w in type_words)
+    if writes:
+        privilege.extend(w for w in type_words if w in _PRIVILEGE_WORDS)
+        access.extend(w for w in type_words if w in _ACCESS_WORDS)
     for key, value in key_values:
         low = key.lower()
         if low in SECRET_KEYS and value and len(value) >= 6 and "*" not in value:
             secrets.append(f"{key} field")
-        if low in {"role", "roles", "permission", "permissions", "access_level", "access", "level", "group"} and (
-            value.lower() in _ELEVATED_ROLES or value.lower().split("/")[-1] in _ELEVATED_ROLES
-        ):
-            privilege.append(f"{key}={value}"[:40])
+        if low in {"role", "roles", "permission", "permissions", "access_level", "access", "level", "group"}:
+            role = value.lower().split("/")[-1]
+            if role in _ELEVATED_ROLES:
+                privilege.append(f"{key}={value}"[:40])
+            elif role in _EDITING_ROLES:
+                access.append(f"{key}={value}"[:40])
     privilege.extend(find_privilege_text(text))
-    dry_run = bool(_DRY_RUN.search(text)) or any(
+    lowered = text.lower()
+    dry_run = (_triggered("dry_run", lowered) and bool(_DRY_RUN.search(text))) or any(
         key.lower().replace("-", "_") in _DRY_RUN_KEYS and value.lower() in {"true", "1", "yes"}
         for key, value in key_values
     )
-    has_digits = any(ch.isdigit() for ch in text)
+    has_digits = _DIGIT.search(text) is not None
+    read_only = all_read(list(commands))
     return Indicators(
         emails=emails,
         external_recipients=tuple(dict.fromkeys(external)),
@@ -284,10 +393,17 @@ def detect(
         ssns=tuple(dict.fromkeys(m.group()[-4:] for m in _SSN.finditer(text))) if has_digits else (),
         secrets=tuple(dict.fromkeys(secrets)),
         injection=tuple(dict.fromkeys(find_injection(text))),
-        destructive_commands=tuple(dict.fromkeys(find_destructive_commands(text))),
+        destructive_commands=tuple(dict.fromkeys(
+            [hit for command in commands for hit in find_destructive_commands(strip_literals(command))]
+            + [f"SQL {h.upper()}" for command in commands for h in heads(command) if h in _SQL_DESTRUCTIVE]
+        )),
+        read_only_commands=read_only,
+        writing_commands=bool(commands) and not read_only,
         destructive_verbs=tuple(dict.fromkeys(w for w in type_words if w in DESTRUCTIVE_VERBS)),
         privilege=tuple(dict.fromkeys(privilege)),
-        public_share=bool(_EXTERNAL_SHARE.search(text)),
+        access_change=tuple(dict.fromkeys(access)),
+        public_share=_triggered("share", lowered) and bool(_EXTERNAL_SHARE.search(text)),
         dry_run=dry_run,
-        sensitive_terms=tuple(dict.fromkeys(m.group().lower() for m in _SENSITIVE.finditer(text))),
+        sensitive_terms=tuple(dict.fromkeys(m.group().lower() for m in _SENSITIVE.finditer(text)))
+        if _triggered("sensitive", lowered) else (),
     )

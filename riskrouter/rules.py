@@ -1,5 +1,8 @@
 """The first, conservative rule policy: it decides on the action type alone.
 
+Today it stands in for the model while none is trained (router.Router without
+a model), and its word lists give the model coarse verb families (features).
+
 A word that means money, deletion, an external send, a permission grant or a
 shell/infra change blocks, whatever else the name says; only names made of
 read-like verbs go through untouched; everything else waits for a review.

@@ -57,3 +57,17 @@ class Route:
     routing_ms: float = 0.0
     # The policy may ask for two distinct approvers (four eyes).
     four_eyes: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LabeledAction:
+    """One training example: the golden set's rows and reviewers' decisions alike.
+
+    `label` is the risk a person assigned (low, medium, high); `weight` lets a
+    weak signal (an unchanged approval of a blocked action) count for less.
+    """
+
+    action: ActionInput
+    label: str
+    weight: float = 1.0
+    source: str = ""

@@ -23,6 +23,12 @@ def model(golden) -> RiskModel:
 
 
 @pytest.fixture(scope="session")
+def other_model(golden) -> RiskModel:
+    """A second, different version: trained without the last few rows."""
+    return train([row.labeled() for row in golden[:-5]], config=ModelConfig())
+
+
+@pytest.fixture(scope="session")
 def router(model) -> Router:
     return Router(policy=DEFAULT_POLICY, model=model)
 

@@ -16,7 +16,8 @@ def test_it_finds_card_numbers_that_pass_luhn(number):
 
 @pytest.mark.parametrize(
     "text",
-    ["order 4111111111111112", "tracking 1Z999AA10123456784", "0000000000000000", "id 1234567890123", "2024-06-11"],
+    ["order 4111111111111112", "tracking 1Z999AA10123456784", "0000000000000000", "id 1234567890123", "2024-06-11",
+     "Amazon order 113-8823341-0091827"],
 )
 def test_it_ignores_digit_runs_that_fail_luhn(text):
     assert not find_cards(text)
@@ -131,3 +132,34 @@ def test_privilege_words_in_a_read_are_not_a_privilege_change():
 
     assert not listing.indicators.privilege
     assert grant.indicators.privilege
+
+
+def test_identifiers_are_not_card_numbers_or_recipient_counts():
+    found = analyze(action(action_type="send_direct_message", tool="", payload={
+        "in_reply_to_tweet_id": "1800552299001122334", "recipient_psid": "6712345098765432", "text": "Thanks!",
+    }))
+
+    assert not found.indicators.cards
+    assert found.recipient_count == 0
+
+
+@pytest.mark.parametrize(
+    ("sql", "destructive"),
+    [("UPDATE customers SET email = 'a@b.example' WHERE id = 884213;", False),
+     ("UPDATE customers SET email = 'a@b.example';", True),
+     ("DELETE FROM sessions;", True),
+     ("ALTER TABLE orders ADD COLUMN gift_note text NULL;", False)],
+)
+def test_an_update_or_delete_without_where_is_destructive(sql, destructive):
+    found = analyze(action(action_type="execute_sql", tool="", payload={"sql": sql}))
+
+    assert bool(found.indicators.destructive_commands) == destructive
+    assert found.indicators.writing_commands
+
+
+def test_sharing_for_editing_is_an_access_change_but_an_admin_role_is_a_privilege_change():
+    share = analyze(action(action_type="sharepoint.share_item", tool="", payload={"roles": "write", "email": "a@acme.example"}))
+    admin = analyze(action(action_type="zendesk.users.update_role", tool="", payload={"role": "admin"}))
+
+    assert share.indicators.access_change and not share.indicators.privilege
+    assert admin.indicators.privilege

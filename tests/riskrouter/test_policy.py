@@ -54,7 +54,7 @@ def test_an_external_recipient_is_reviewed_and_named():
     decision = decide(action_type="GmailSendEmail", tool="", payload={"to": "ap@kestrelmining.com.au", "body": "Invoice attached"})
 
     assert decision.tier == Tier.ASYNC_REVIEW
-    assert "recipient outside the company's domains: ap@kestrelmining.com.au" in decision.reasons
+    assert "recipient outside the company's domains: …@kestrelmining.com.au" in decision.reasons
 
 
 def test_company_domains_are_configurable():

@@ -9,7 +9,6 @@ from django.core.management import call_command
 
 import riskrouter
 from riskrouter import registry, services
-from riskrouter.model import train
 from riskrouter.models import PolicyRule, RiskModelVersion
 from riskrouter.router import NO_MODEL
 from riskrouter.types import LabeledAction, Tier
@@ -40,12 +39,12 @@ def test_a_promoted_model_routes_at_once_in_this_process(model, django_capture_o
     assert RiskModelVersion.objects.get(version=model.version).state == "active"
 
 
-def test_other_processes_swap_models_after_the_refresh_interval(model, golden, settings):
+def test_other_processes_swap_models_after_the_refresh_interval(model, other_model, settings):
     settings.RISKROUTER_REFRESH_SECONDS = 3600
     activate(model)
     registry.reset()
     assert riskrouter.route(action()).model_version == model.version
-    newer = train([r.labeled() for r in golden[:-3]])
+    newer = other_model
     registry.register_candidate(model=newer, metrics={}, gate_failures=[])
     # As another process would: straight in the database, no invalidate() here.
     RiskModelVersion.objects.filter(version=model.version).update(state="retired")
@@ -56,9 +55,9 @@ def test_other_processes_swap_models_after_the_refresh_interval(model, golden, s
     assert riskrouter.route(action()).model_version == newer.version
 
 
-def test_promotion_retires_the_previous_model(model, golden):
+def test_promotion_retires_the_previous_model(model, other_model):
     activate(model)
-    newer = train([r.labeled() for r in golden[:-3]])
+    newer = other_model
     registry.register_candidate(model=newer, metrics={}, gate_failures=[])
 
     registry.promote(version=newer.version)
@@ -124,17 +123,17 @@ def feedback_source():
 def test_training_takes_feedback_labels_from_the_configured_source(golden, settings):
     settings.RISKROUTER_FEEDBACK_SOURCE = "tests.riskrouter.test_registry.feedback_source"
 
-    outcome = services.risk_model_train(rows=golden[::2], lodo=False, promote=False)
+    outcome = services.risk_model_train(rows=golden[::3], lodo=False, promote=False, folds=3)
 
     assert outcome.model.training["feedback_rows"] == 2
     assert outcome.model.training["sources"] == ["golden", "review"]
     stored = RiskModelVersion.objects.get(version=outcome.model.version)
     assert stored.state == "candidate"
-    assert stored.metrics["cv"]["n"] == len(golden[::2])  # feedback trains, never scores
+    assert stored.metrics["cv"]["n"] == len(golden[::3])  # feedback trains, never scores
 
 
 def test_training_promotes_only_through_the_gate(golden):
-    outcome = services.risk_model_train(rows=golden, lodo=False)
+    outcome = services.risk_model_train(rows=golden[::2], lodo=False, folds=3)
 
     stored = RiskModelVersion.objects.get(version=outcome.model.version)
     assert stored.gate_passed == (not outcome.failures)
@@ -158,3 +157,19 @@ def test_the_policy_command_lists_the_effective_rules():
     call_command("risk_policy", stdout=out)
 
     assert "amount-blocks" in out.getvalue() and "policy-" in out.getvalue()
+
+
+def test_an_invalid_rule_row_is_skipped_not_fatal(settings):
+    settings.RISKROUTER_REFRESH_SECONDS = 0
+    PolicyRule.objects.create(name="typo", kind="indicator", match="prompt_injektion", tier="blocking")
+
+    decided = riskrouter.route(action())
+
+    assert decided.tier == Tier.AUTO
+
+
+def test_the_admin_form_refuses_an_unknown_indicator():
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError, match="unknown indicator"):
+        PolicyRule(name="typo", kind="indicator", match="prompt_injektion").full_clean()

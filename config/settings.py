@@ -244,6 +244,10 @@ REVIEWQUEUE = {
     "QUEUE_POLL_SECONDS": env_int("REVIEWQUEUE_QUEUE_POLL_SECONDS", default=3),
 }
 
+# The risk router learns from reviewers' decisions (riskrouter never imports reviewqueue).
+RISKROUTER_FEEDBACK_SOURCE = "reviewqueue.feedback.labels"
+RISKROUTER_COMPANY_DOMAINS = env_list("RISKROUTER_COMPANY_DOMAINS", default=["acme.example"])
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

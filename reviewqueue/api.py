@@ -335,6 +335,7 @@ class StatsOut(Schema):
     sla_breaches: dict[str, int]
     decision_latency_seconds: dict[str, float | int | None]
     override_rate: float | None
+    overrides_by_agent_and_type: list[dict[str, Any]]
     dead_letters: int
 
 

@@ -92,6 +92,9 @@ def action_submit(*, agent: Agent, submission: Submission, idempotency_key: str 
         riskrouter.ActionInput(
             action_type=submission.action_type, payload=submission.payload, summary=submission.summary,
             tool=submission.tool, rationale=submission.rationale, agent=agent.name, context=submission.context,
+            # First sightings go up a tier (riskrouter's policy).
+            agent_is_new=not Action.objects.filter(agent=agent).exists(),
+            action_type_is_new=not Action.objects.filter(action_type=submission.action_type).exists(),
         )
     )
     try:

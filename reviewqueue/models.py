@@ -168,6 +168,7 @@ class Action(models.Model):
         indexes = [
             models.Index(fields=["agent", "-created_at"], name="action_agent_recent"),
             models.Index(fields=["agent", "conversation_id"], name="action_conversation"),
+            models.Index(fields=["action_type", "agent", "-created_at"], name="action_type_recent"),
             models.Index(fields=["status", "tier", "-created_at"], name="action_queue"),
             models.Index(
                 fields=["sla_due_at"], name="action_pending_sla", condition=models.Q(status="pending")

@@ -402,6 +402,7 @@ def ops_stats(*, since) -> dict:
     """Queue depths per tier, SLA breaches, decision latency and override rate since `since`."""
     from statistics import median
 
+    from .feedback import override_rates
     from .models import Decision, OutboxMessage, OutboxStatus, ReviewState, Status, Tier
 
     decided = Action.objects.filter(decided_at__gte=since, decided_by__isnull=False)
@@ -432,5 +433,6 @@ def ops_stats(*, since) -> dict:
             "p90": latencies[int(0.9 * (len(latencies) - 1))] if latencies else None,
         },
         "override_rate": overrides / reviews.count() if reviews.exists() else None,
+        "overrides_by_agent_and_type": override_rates(since=since, limit=20),
         "dead_letters": OutboxMessage.objects.filter(status=OutboxStatus.DEAD).count(),
     }

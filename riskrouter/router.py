@@ -54,9 +54,9 @@ class Router:
             reasons.append("no trained risk model yet: policy and action-type words only")
             reasons.extend(fallback.reasons)
             risk = fallback.score
-        for bump in decision.bumps:
+        if decision.bumps:  # a new agent and a new type together still go up one tier, not two
             tier = tier.up()
-            reasons.append(f"{bump}: one tier up")
+            reasons.extend(f"{bump}: one tier up" for bump in decision.bumps)
         return Route(
             tier=tier,
             score=round(max(risk, TIER_FLOOR[tier]), 4),

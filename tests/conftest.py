@@ -40,6 +40,12 @@ class AgentClient:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         return self.http.post("/api/v1/actions", body, content_type="application/json", headers=headers)
 
+    def submit_familiar(self, **overrides):
+        """Submit after one earlier action of the same type by this agent, so
+        the router's first-sighting rule (one tier up) doesn't apply."""
+        self.submit(**{**overrides, "summary": "an earlier one", "conversation_id": "warm-up"})
+        return self.submit(**overrides)
+
     def post(self, path, body=None):
         return self.http.post(f"/api/v1{path}", body or {}, content_type="application/json")
 

@@ -124,8 +124,9 @@ def test_engaging_the_kill_switch_notifies_agents_and_ops_and_flags_async_action
     NotificationChannel.objects.create(name="ops", group=Group.objects.get(name="ops"), kind="slack",
                                        target=f"{hook_server.url}/slack", events=["kill_switch.*"])
     pending = agent_client.submit(callback_url=f"{hook_server.url}/agent").json()["id"]
+    untouched = other_agent_client.submit_familiar(action_type="docs.edit", tool="").json()["id"]
     went_ahead = agent_client.submit(action_type="docs.edit", tool="", callback_url=f"{hook_server.url}/agent").json()
-    untouched = other_agent_client.submit(action_type="docs.edit", tool="").json()["id"]
+    assert Action.objects.get(pk=untouched).tier == went_ahead["tier"] == "async_review"
 
     kill_switch_set(scope="agent:billing-bot", engaged=True, reason="runaway refunds", actor="user:olga")
     _deliver_all()

@@ -30,7 +30,7 @@ def test_a_blocking_action_is_pending_and_may_not_execute(agent_client):
 
 def test_a_read_is_approved_at_once_with_its_payload_bound(agent_client):
     payload = {"query": "ünïcode", "limit": 10}
-    body = agent_client.submit(action_type="crm.contacts.lookup", tool="hubspot.contacts.search", payload=payload).json()
+    body = agent_client.submit_familiar(action_type="crm.contacts.lookup", tool="hubspot.contacts.search", payload=payload).json()
 
     assert body["tier"] == "auto"
     assert body["status"] == "approved" and body["may_execute"] is True
@@ -41,11 +41,19 @@ def test_a_read_is_approved_at_once_with_its_payload_bound(agent_client):
 
 
 def test_an_unknown_write_is_approved_and_awaits_review(agent_client):
-    body = agent_client.submit(action_type="DocsUpdateParagraph", tool="", payload={"doc": "d1"}).json()
+    body = agent_client.submit_familiar(action_type="DocsUpdateParagraph", tool="", payload={"doc": "d1"}).json()
 
     assert body["tier"] == "async_review"
     assert body["status"] == "approved" and body["may_execute"] is True
     assert body["review_state"] == "awaiting_review"
+
+
+def test_a_first_sighting_goes_up_a_tier(agent_client):
+    first = agent_client.submit(action_type="crm.contacts.lookup", tool="").json()
+    second = agent_client.submit(action_type="crm.contacts.lookup", tool="").json()
+
+    assert (first["tier"], second["tier"]) == ("async_review", "auto")
+    assert "first action from this agent: one tier up" in first["risk"]["reasons"]
 
 
 @pytest.mark.parametrize(
@@ -72,7 +80,7 @@ def test_only_the_required_fields_are_needed(agent_client):
     response = agent_client.submit({"action_type": "GmailSearchEmails", "payload": {}, "summary": "Find the invoice"})
 
     assert response.status_code == 201
-    assert response.json()["tier"] == "auto"
+    assert response.json()["status"] == "approved"
 
 
 def test_an_action_type_outside_the_agents_scopes_is_refused_and_audited(db):

@@ -93,8 +93,9 @@ def action_submit(*, agent: Agent, submission: Submission, idempotency_key: str 
             action_type=submission.action_type, payload=submission.payload, summary=submission.summary,
             tool=submission.tool, rationale=submission.rationale, agent=agent.name, context=submission.context,
             # First sightings go up a tier (riskrouter's policy).
-            agent_is_new=not Action.objects.filter(agent=agent).exists(),
-            action_type_is_new=not Action.objects.filter(action_type=submission.action_type).exists(),
+            agent_is_new=not _seen(("agent", agent.pk), Action.objects.filter(agent=agent)),
+            action_type_is_new=not _seen(("type", submission.action_type),
+                                         Action.objects.filter(action_type=submission.action_type)),
         )
     )
     try:
@@ -123,6 +124,22 @@ def action_submit(*, agent: Agent, submission: Submission, idempotency_key: str 
             details={"scope": engaged.scope, "reason": engaged.reason},
         )
     return Submitted(action=action, created=True)
+
+
+# Once an agent or an action type has been seen it stays seen, so each
+# process asks the database only until it has seen it once.
+_SEEN: set[tuple[str, object]] = set()
+
+
+def _seen(key: tuple[str, object], history) -> bool:
+    if key in _SEEN:
+        return True
+    if not history.exists():
+        return False
+    if len(_SEEN) > 100_000:
+        _SEEN.clear()
+    _SEEN.add(key)
+    return True
 
 
 def _replay(agent: Agent, key: str, fingerprint: str) -> Submitted | None:

@@ -8,11 +8,13 @@ moves a deadline an agent was already told about.
 from __future__ import annotations
 
 import fnmatch
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db.models.signals import post_delete, post_save
 
 from .models import SlaPolicy, Tier
 
@@ -47,11 +49,33 @@ def steps_validate(steps: Any, *, tier: str) -> None:
             raise ValidationError({"steps": "expire must be the last step"})
 
 
+_cache: dict[str, object] = {"policies": None, "until": 0.0}
+CACHE_SECONDS = 5.0
+
+
+def policies_invalidate(**kwargs) -> None:
+    """Called on every save or delete of an SlaPolicy (and by tests)."""
+    _cache["policies"] = None
+
+
+def _policies() -> list[SlaPolicy]:
+    # Every submission needs the policies; each process re-reads them at most
+    # every few seconds, and at once after a change it made itself.
+    now = time.monotonic()
+    if _cache["policies"] is None or now > _cache["until"]:
+        _cache["policies"] = list(SlaPolicy.objects.order_by("-priority", "id"))
+        _cache["until"] = now + CACHE_SECONDS
+    return _cache["policies"]
+
+
 def policy_for(*, tier: str, action_type: str) -> tuple[timedelta, list[dict]] | None:
-    """The SLA and steps for a new action; None for the auto tier."""
+    """The SLA and steps for a new action; None for the auto tier.
+
+    An edit in the admin applies to new actions within CACHE_SECONDS.
+    """
     if tier not in DEFAULT_STEPS:
         return None
-    for policy in SlaPolicy.objects.filter(tier=tier).order_by("-priority", "id"):
+    for policy in (p for p in _policies() if p.tier == tier):
         if fnmatch.fnmatchcase(action_type, policy.action_type_pattern):
             return policy.sla, policy.steps
     default = settings.REVIEWQUEUE["SLA_BLOCKING" if tier == Tier.BLOCKING else "SLA_ASYNC_REVIEW"]
@@ -65,3 +89,7 @@ def chain_resolve(*, start: datetime, sla: timedelta, steps: list[dict]) -> list
          **({"group": step.get("group", "senior_reviewer")} if step["do"] == ESCALATE else {})}
         for step in steps
     ]
+
+
+post_save.connect(policies_invalidate, sender=SlaPolicy)
+post_delete.connect(policies_invalidate, sender=SlaPolicy)

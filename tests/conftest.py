@@ -21,11 +21,16 @@ connection_created.connect(_allow_flush_of_audit_trail)
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
-    """Rate-limit windows in Redis outlive a test's transaction; start each test clean."""
+    """Rate-limit windows in Redis and per-process caches outlive a test's
+    transaction; start each test clean."""
     from django.core.cache import cache
+
+    from reviewqueue import lifecycle, sla
 
     yield
     cache.clear()
+    lifecycle._SEEN.clear()
+    sla.policies_invalidate()
 
 
 class AgentClient:

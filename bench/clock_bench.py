@@ -115,7 +115,7 @@ def main():
         p99 = lateness[int(0.99 * (len(lateness) - 1))]
         print(f"  lateness p50 {statistics.median(lateness) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, "
               f"max {lateness[-1] * 1000:.0f} ms (target p99 ≤ 2000 ms; beat interval 1000 ms)")
-    print(f"  still in flight afterwards: {due:,}")
+    print(f"  actions with a deadline still ahead afterwards: {due:,}")
 
 
 if __name__ == "__main__":

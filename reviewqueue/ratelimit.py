@@ -7,6 +7,7 @@ would let a runaway agent past its limit, so neither path reads then writes.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from datetime import UTC, datetime
 
@@ -50,7 +51,9 @@ def rate_limit_hit(*, limits: list[tuple[str, str, int]]) -> None:
     window = math.floor(now.timestamp() / WINDOW_SECONDS)
     window_end = datetime.fromtimestamp((window + 1) * WINDOW_SECONDS, tz=UTC)
     for name, subject, limit in limits:
-        count = _hit(f"rl:{name}:{subject}:{window}", window_end=window_end)
+        # Conversation ids are the agent's text: hash them into a safe, short key.
+        digest = hashlib.blake2b(subject.encode(), digest_size=16).hexdigest()
+        count = _hit(f"rl:{name}:{digest}:{window}", window_end=window_end)
         if count > limit:
             retry_after = max(1, math.ceil((window_end - now).total_seconds()))
             raise RateLimited(

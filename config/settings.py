@@ -154,7 +154,7 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = LOCAL_RUN
 
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "queue"
+LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
 # Agent content is hostile (summaries, payloads, rationales): besides escaping,

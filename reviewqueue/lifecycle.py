@@ -472,9 +472,11 @@ def action_decide(
             # The row lock serialises deciders of one action, so two "first"
             # four-eyes approvals can't both be recorded as first. (SQLite
             # serialises write transactions already: they start IMMEDIATE.)
-            current = Action.objects.select_for_update().get(pk=action.pk)
+            current = Action.objects.select_for_update(of=("self",)).select_related("agent").get(pk=action.pk)
             if current.status != Status.PENDING:
                 raise IllegalTransition("decided")
+            if current.escalated_to != action.escalated_to:  # escalated since the page was read
+                _decider_check(current, user)
             if current.tier != Tier.BLOCKING:
                 raise InvalidInput("Only blocking actions are approved or rejected; review this one instead.")
             kind = DecisionKind.REJECT if not approve else (

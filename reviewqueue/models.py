@@ -177,6 +177,12 @@ class Action(models.Model):
                 fields=["next_deadline_at"], name="action_next_deadline",
                 condition=models.Q(next_deadline_at__isnull=False),
             ),
+            # The dashboard's Async review and Escalated queues (and their nav
+            # counts): the few open reviews among hundreds of thousands of rows.
+            models.Index(
+                fields=["created_at"], name="action_review_open",
+                condition=models.Q(review_state="awaiting_review"),
+            ),
         ]
 
     def __str__(self) -> str:

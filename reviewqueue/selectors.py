@@ -231,8 +231,7 @@ def queue_page(*, user, tab: Tab, filters: QueueFilters, cursor: str | None = No
         field = "sla_due_at"
     queryset = _after(filters.apply(queryset), cursor, field)
     rows = list(
-        queryset.select_related("agent", "claimed_by").defer("context", "risk_probabilities", "sla_chain")
-        .order_by(field, "pk")[: limit + 1]
+        queryset.select_related("agent", "claimed_by").only(*_ROW_FIELDS).order_by(field, "pk")[: limit + 1]
     )
     next_cursor = None
     if len(rows) > limit:
@@ -241,6 +240,11 @@ def queue_page(*, user, tab: Tab, filters: QueueFilters, cursor: str | None = No
     return QueuePage([QueueRow(a) for a in rows], next_cursor)
 
 
+_ROW_FIELDS = (
+    "id", "summary", "action_type", "risk_score", "risk_reasons", "sla_due_at", "created_at", "four_eyes",
+    "escalated_to", "claim_expires_at", "status", "tier", "review_state", "agent", "agent__name", "claimed_by",
+    "claimed_by__username",
+)
 FINAL_KINDS = (DecisionKind.APPROVE, DecisionKind.EDIT_APPROVE, DecisionKind.REJECT,
                DecisionKind.CONFIRM, DecisionKind.FLAG)
 
@@ -253,7 +257,8 @@ def _decided_page(filters: QueueFilters, cursor: str | None, limit: int) -> Queu
     queryset = filters.apply(queryset, prefix="action__")
     decisions = list(
         queryset.select_related("action__agent", "user")
-        .defer("action__context", "action__risk_probabilities", "action__sla_chain", "edited_payload")
+        .only("id", "kind", "created_at", "action", "user", "user__username",
+              *(f"action__{f}" for f in _ROW_FIELDS if f != "claimed_by__username"))
         .order_by("-pk")[: limit + 1]
     )
     next_cursor = None

@@ -97,6 +97,10 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     # Thresholds on what the payload says.
     # A quote or a balance lookup moves nothing, so thresholds skip read-only names.
     Rule(name="amount-blocks", kind="threshold", match="amount", value=1000, unless="read_only"),
+    # Below the blocking threshold, real money still gets a person's look the
+    # same day: the model alone never waves through more than small change.
+    Rule(name="amount-reviewed", kind="threshold", match="amount", value=100, tier=Tier.ASYNC_REVIEW.value,
+         unless="read_only", reason="reviewed the same day"),
     Rule(name="amount-four-eyes", kind="threshold", match="amount", value=50_000, four_eyes=True,
          reason="needs two approvers"),
     Rule(name="bulk-recipients", kind="threshold", match="recipients", value=100),

@@ -48,12 +48,14 @@ def authenticate_key(raw: str) -> Principal | None:
     if not raw or len(raw) > 200:
         return None
     now = timezone.now()
-    key = (
-        ApiKey.objects.select_related("agent", "user")
+    # Every agent request runs this: join only the agent (a user token, rare
+    # and ops-only, loads its user on demand) and skip .first()'s ORDER BY.
+    found = list(
+        ApiKey.objects.select_related("agent")
         .filter(key_hash=_hash(raw), revoked_at__isnull=True)
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-        .first()
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))[:1]
     )
+    key = found[0] if found else None
     if key is None:
         return None
     if key.agent_id is not None:

@@ -159,8 +159,8 @@ LOGOUT_REDIRECT_URL = "login"
 
 # Agent content is hostile (summaries, payloads, rationales): besides escaping,
 # the browser may run only our own scripts and styles, never inline ones. The
-# API (its interactive docs load Swagger from a CDN) and the admin keep their
-# own defaults.
+# API answers JSON (its docs page, from ninja's own static files, and the admin
+# were not built for this policy) and keeps the defaults.
 CONTENT_SECURITY_POLICY = {
     "EXCLUDE_URL_PREFIXES": ["/api/", "/admin/"],
     "DIRECTIVES": {

@@ -157,12 +157,11 @@ def test_deciding_releases_the_claim(agent_client, reviewer):
 
 
 @pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="real concurrent writers need PostgreSQL; CI runs it")
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("four_eyes", [False, True], ids=["single", "four-eyes"])
 def test_racing_reviewers_on_real_threads_produce_exactly_one_decision(agent_client, four_eyes):
     """Eight reviewers decide at once on PostgreSQL: one decision (or one pair) counts."""
-    if connection.vendor != "postgresql":
-        pytest.skip("real concurrent writers need PostgreSQL (SQLite serialises them)")
     from tests.conftest import _user
 
     users = [_user(f"racer{i}", "reviewer") for i in range(8)]

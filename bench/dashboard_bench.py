@@ -73,7 +73,6 @@ def fill(total: int, seed: int = 7) -> dict:
     columns = [f.column for f in fields]
     decision_rows = []
     pending_ids, decided_ids = [], []
-    buffer = []
 
     def value(field, row):
         v = row.get(field.attname, None) if field.attname in row else field.get_default()

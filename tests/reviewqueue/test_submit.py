@@ -6,7 +6,7 @@ import json
 import pytest
 
 from reviewqueue.models import Action, AuditEvent
-from tests.conftest import make_agent, submission
+from tests.conftest import make_agent
 
 pytestmark = pytest.mark.django_db
 

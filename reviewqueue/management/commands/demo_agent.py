@@ -12,7 +12,6 @@ import json
 import random
 import signal
 import threading
-import time
 import urllib.error
 import urllib.request
 import uuid

@@ -194,6 +194,8 @@ def test_the_xss_corpus_stays_inert_in_summaries_rationale_and_payload(signed_in
         page.goto(f"/actions/{action.pk}/")
         expect(page.locator("#rationale")).to_contain_text(VECTORS[2])
         expect(page.locator("#payload-json")).to_contain_text(VECTORS[4])
+        # Our own claim box fires hx-trigger="load"; let it settle so only agent markup could match.
+        expect(page.locator("#claim")).to_contain_text("You hold this item")
         _assert_inert(page, action.summary.split(" | ")[0])
     # Reveal (htmx swap) and the edit preview (htmx swap) render agent text too.
     page.get_by_role("button", name="Reveal (audited)").click()

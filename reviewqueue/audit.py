@@ -10,11 +10,13 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache, partial
 from typing import Any
 
 from django.db import connection
 from django.utils import timezone
 
+from . import rawsql
 from .canonical import canonical_json
 from .models import Action, Agent, AuditEvent
 
@@ -46,24 +48,74 @@ def audit_append(
     """Append one event; must run inside the transaction of the change it records."""
     if not connection.in_atomic_block:
         raise RuntimeError("audit_append must run inside the transaction of the change it records")
-    if connection.vendor == "postgresql":
-        # Held to the end of the transaction: two appends can't read the same
-        # tail and fork the chain. (SQLite serialises writers already: our
-        # transactions start IMMEDIATE.)
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK])
-    tail = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
-    seq, prev_hash = (tail[0] + 1, tail[1]) if tail else (1, GENESIS_HASH)
     created_at = at or timezone.now()
     agent = agent or (action.agent if action else None)
-    body = event_body(
-        seq=seq, created_at=created_at, kind=kind, actor=actor,
-        action_id=action.pk if action else None, agent_id=agent.pk if agent else None, data=data or {},
+    event = AuditEvent(created_at=created_at, kind=kind, actor=actor, action=action, agent=agent, data=data or {})
+    if connection.vendor == "postgresql":
+        return _append_postgresql(event)
+    # SQLite serialises writers already (our transactions start IMMEDIATE).
+    with connection.cursor() as cursor:
+        cursor.execute(_tail_sql())
+        tail = cursor.fetchone()
+    event.seq, event.prev_hash = (tail[0] + 1, tail[1]) if tail else (1, GENESIS_HASH)
+    event.hash = chain_hash(event.prev_hash, _body(event))
+    return rawsql.insert(event)
+
+
+def _body(event: AuditEvent) -> dict:
+    return event_body(
+        seq=event.seq, created_at=event.created_at, kind=event.kind, actor=event.actor,
+        action_id=event.action_id, agent_id=event.agent_id, data=event.data,
     )
-    return AuditEvent.objects.create(
-        seq=seq, created_at=created_at, kind=kind, actor=actor, action=action, agent=agent,
-        data=body["data"], prev_hash=prev_hash, hash=chain_hash(prev_hash, body),
+
+
+def _append_postgresql(event: AuditEvent) -> AuditEvent:
+    """Lock the chain, then read its tail, hash and insert in one statement.
+
+    Every submission appends and the lock is held until COMMIT, so this is the
+    one serial step of the service: one round trip and COMMIT, and no ORM
+    query is compiled while other requests queue behind it. The hash
+    is chain_hash(), computed by PostgreSQL: "seq" sorts last among the
+    body's keys, so the canonical JSON is a prefix we send, the new seq, "}".
+    """
+    event.seq = 0  # a placeholder: the body's other keys give the prefix
+    canonical = canonical_json(_body(event))
+    assert canonical.endswith(',"seq":0}'), "seq must be the last key of the canonical body"
+    prefix = canonical[: -len("0}")]
+    params = [rawsql.prep(event, name) for name in _INSERTED]
+    with connection.cursor() as cursor:
+        # Two statements in one message: the INSERT takes its snapshot (and
+        # so reads the tail) after the first has the lock.
+        cursor.execute(f"SELECT pg_advisory_xact_lock({_CHAIN_LOCK}); {_append_sql()}", [*params, prefix])
+        cursor.nextset()
+        event.seq, event.prev_hash, event.hash = cursor.fetchone()
+    event._state.adding, event._state.db = False, connection.alias
+    return event
+
+
+_INSERTED = ("created_at", "kind", "actor", "action", "agent", "data")
+
+
+@cache
+def _append_sql() -> str:
+    table, column = rawsql.table(AuditEvent), partial(rawsql.column, AuditEvent)
+    seq, digest = column("seq"), column("hash")
+    columns = ", ".join(column(name) for name in _INSERTED)
+    marks = ", ".join(["%s"] * len(_INSERTED))
+    return (
+        f"INSERT INTO {table} ({seq}, {columns}, {column('prev_hash')}, {digest})"
+        f" SELECT tail.seq + 1, {marks}, tail.hash,"
+        f" encode(sha256(convert_to(tail.hash || %s || (tail.seq + 1)::text || '}}', 'UTF8')), 'hex')"
+        f" FROM (SELECT COALESCE((SELECT {seq} FROM {table} ORDER BY {seq} DESC LIMIT 1), 0) AS seq,"
+        f" COALESCE((SELECT {digest} FROM {table} ORDER BY {seq} DESC LIMIT 1), '{GENESIS_HASH}') AS hash) tail"
+        f" RETURNING {seq}, {column('prev_hash')}, {digest}"
     )
+
+
+@cache
+def _tail_sql() -> str:
+    seq, digest = rawsql.column(AuditEvent, "seq"), rawsql.column(AuditEvent, "hash")
+    return f"SELECT {seq}, {digest} FROM {rawsql.table(AuditEvent)} ORDER BY {seq} DESC LIMIT 1"
 
 
 def audit_append_many(events: list[dict[str, Any]]) -> None:

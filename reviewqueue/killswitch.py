@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from functools import cache, partial
 
 from django.db import connection, transaction
 from django.utils import timezone
 
-from . import lifecycle, notifications
+from . import lifecycle, notifications, rawsql
 from .audit import audit_append
 from .errors import InvalidInput
 from .models import Agent, KillSwitch
@@ -43,13 +44,32 @@ def scope_covers(scope: str, *, agent_name: str, action_type: str) -> bool:
 
 def engaged_scope(*, agent: Agent, action_type: str) -> KillSwitch | None:
     """The engaged switch covering this submission, if any; call inside its transaction."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [_LOCK])
-    for switch in KillSwitch.objects.filter(engaged=True).order_by("scope"):
+    for switch in _engaged_locked():
         if scope_covers(switch.scope, agent_name=agent.name, action_type=action_type):
             return switch
     return None
+
+
+@cache
+def _engaged_sql() -> str:
+    table, column = rawsql.table(KillSwitch), partial(rawsql.column, KillSwitch)
+    return (f"SELECT {column('id')}, {column('scope')}, {column('reason')} FROM {table}"
+            f" WHERE {column('engaged')} ORDER BY {column('scope')}")
+
+
+def _engaged_locked() -> list[KillSwitch]:
+    """Every engaged switch, read under the shared lock; hand-written SQL in
+    one round trip, since every submission runs it (see rawsql)."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # Two statements in one message: the second takes its snapshot
+            # after the first has the lock.
+            cursor.execute(f"SELECT pg_advisory_xact_lock_shared({_LOCK}); {_engaged_sql()}")
+            cursor.nextset()
+        else:
+            cursor.execute(_engaged_sql())
+        rows = cursor.fetchall()
+    return [KillSwitch.from_db(connection.alias, ("id", "scope", "reason"), row) for row in rows]
 
 
 def kill_switch_set(*, scope: str, engaged: bool, reason: str, actor: str) -> tuple[KillSwitch, int]:

@@ -13,6 +13,7 @@ long-polls after commit.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,10 +22,10 @@ import riskrouter
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from . import killswitch, notifications, sla, wakeups
+from . import killswitch, notifications, rawsql, sla, wakeups
 from .audit import audit_append, audit_append_many
 from .canonical import sha256_hex
 from .errors import (
@@ -93,9 +94,9 @@ def action_submit(*, agent: Agent, submission: Submission, idempotency_key: str 
             action_type=submission.action_type, payload=submission.payload, summary=submission.summary,
             tool=submission.tool, rationale=submission.rationale, agent=agent.name, context=submission.context,
             # First sightings go up a tier (riskrouter's policy).
-            agent_is_new=not _seen(("agent", agent.pk), Action.objects.filter(agent=agent)),
+            agent_is_new=not _seen(("agent", agent.pk), lambda: Action.objects.filter(agent=agent)),
             action_type_is_new=not _seen(("type", submission.action_type),
-                                         Action.objects.filter(action_type=submission.action_type)),
+                                         lambda: Action.objects.filter(action_type=submission.action_type)),
         )
     )
     try:
@@ -131,10 +132,11 @@ def action_submit(*, agent: Agent, submission: Submission, idempotency_key: str 
 _SEEN: set[tuple[str, object]] = set()
 
 
-def _seen(key: tuple[str, object], history) -> bool:
+def _seen(key: tuple[str, object], history: Callable[[], QuerySet]) -> bool:
+    """`history` is built only on a miss: even an unevaluated queryset costs CPU."""
     if key in _SEEN:
         return True
-    if not history.exists():
+    if not history().exists():
         return False
     if len(_SEEN) > 100_000:
         _SEEN.clear()
@@ -177,7 +179,7 @@ def _create(agent: Agent, submission: Submission, decided: riskrouter.Route) -> 
         action.approved_payload_sha256 = sha256_hex(submission.payload)
         action.decided_at = now
         action.decision_by_label = f"router:{tier}"
-    action.save(force_insert=True)
+    rawsql.insert(action)  # the hot path (see rawsql)
     audit_append(
         kind="action.submitted", actor=f"agent:{agent.name}", action=action, at=now,
         data={

@@ -1,18 +1,21 @@
 """Fixed-window rate limits shared by every web process.
 
-With Redis configured the counters live in the cache (INCR is atomic there);
-otherwise in the database, incremented by one atomic upsert. A lost update
-would let a runaway agent past its limit, so neither path reads then writes.
+With Redis configured the counters live there (INCR is atomic; a request's
+counters go in one round trip); otherwise in the database, incremented by one
+atomic upsert. A lost update would let a runaway agent past its limit, so
+neither path reads then writes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import threading
 from datetime import UTC, datetime
 
+import redis
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache as django_cache
 from django.db import connection
 from django.utils import timezone
 
@@ -22,23 +25,51 @@ from .models import RateCounter
 WINDOW_SECONDS = 60
 
 
-def _hit(key: str, *, window_end) -> int:
+_clients: dict[str, redis.Redis] = {}
+_clients_lock = threading.Lock()
+
+
+def _redis() -> redis.Redis:
+    """One client per process, made under a lock: racing first requests must
+    not build two (a dropped client closes the connections it handed out)."""
+    with _clients_lock:
+        if settings.REDIS_URL not in _clients:
+            _clients[settings.REDIS_URL] = redis.Redis.from_url(settings.REDIS_URL)
+        return _clients[settings.REDIS_URL]
+
+
+def _hit_all(keys: list[str], *, window_end: datetime) -> list[int]:
+    """Count one hit on each key; return the new counts."""
+    ttl = WINDOW_SECONDS + 5
+    if settings.REVIEWQUEUE["RATE_LIMIT_BACKEND"] == "cache" and settings.REDIS_URL:
+        # Every counter in one round trip: INCR and EXPIRE in MULTI/EXEC.
+        pipe = _redis().pipeline(transaction=True)
+        for key in keys:
+            pipe.incr(key)
+            pipe.expire(key, ttl)
+        return pipe.execute()[::2]
     if settings.REVIEWQUEUE["RATE_LIMIT_BACKEND"] == "cache":
-        ttl = WINDOW_SECONDS + 5
-        cache.add(key, 0, timeout=ttl)  # SET NX: creates the window once
-        try:
-            return cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.add(key, 0, timeout=ttl)
-            return cache.incr(key)
+        return [_cache_hit(key, ttl) for key in keys]
     table = RateCounter._meta.db_table
+    counts = []
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (key, count, expires_at) VALUES (%s, 1, %s) "
-            f"ON CONFLICT (key) DO UPDATE SET count = {table}.count + 1 RETURNING count",
-            [key, window_end],
-        )
-        return cursor.fetchone()[0]
+        for key in keys:
+            cursor.execute(
+                f"INSERT INTO {table} (key, count, expires_at) VALUES (%s, 1, %s) "
+                f"ON CONFLICT (key) DO UPDATE SET count = {table}.count + 1 RETURNING count",
+                [key, window_end],
+            )
+            counts.append(cursor.fetchone()[0])
+    return counts
+
+
+def _cache_hit(key: str, ttl: int) -> int:
+    django_cache.add(key, 0, timeout=ttl)  # SET NX: creates the window once
+    try:
+        return django_cache.incr(key)
+    except ValueError:  # expired between add and incr
+        django_cache.add(key, 0, timeout=ttl)
+        return django_cache.incr(key)
 
 
 def rate_limit_hit(*, limits: list[tuple[str, str, int]]) -> None:
@@ -50,10 +81,10 @@ def rate_limit_hit(*, limits: list[tuple[str, str, int]]) -> None:
     now = timezone.now()
     window = math.floor(now.timestamp() / WINDOW_SECONDS)
     window_end = datetime.fromtimestamp((window + 1) * WINDOW_SECONDS, tz=UTC)
-    for name, subject, limit in limits:
-        # Conversation ids are the agent's text: hash them into a safe, short key.
-        digest = hashlib.blake2b(subject.encode(), digest_size=16).hexdigest()
-        count = _hit(f"rl:{name}:{digest}:{window}", window_end=window_end)
+    # Conversation ids are the agent's text: hash them into a safe, short key.
+    keys = [f"rl:{name}:{hashlib.blake2b(subject.encode(), digest_size=16).hexdigest()}:{window}"
+            for name, subject, _ in limits]
+    for (name, _, limit), count in zip(limits, _hit_all(keys, window_end=window_end)):
         if count > limit:
             retry_after = max(1, math.ceil((window_end - now).total_seconds()))
             raise RateLimited(

@@ -107,3 +107,40 @@ def test_export_audit_writes_json_lines_since_a_time(agent_client, tmp_path):
 def test_export_audit_refuses_a_bad_since(db):
     with pytest.raises(CommandError, match="--since"):
         call_command("export_audit", "--since", "last tuesday")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_submissions_keep_one_unbroken_chain(live_server):
+    """Every submission appends under the chain lock: 12 agents at once over
+    real HTTP leave one gapless chain that verifies, one event per action."""
+    import threading
+
+    import httpx
+
+    from tests.conftest import make_agent, submission
+
+    clients = [make_agent(f"racer-{n}", rate_limit_per_minute=1000) for n in range(12)]
+    before = AuditEvent.objects.count()
+    barrier = threading.Barrier(len(clients))
+    statuses = []
+
+    def submit(client):
+        with httpx.Client(base_url=live_server.url, timeout=30) as http:
+            barrier.wait()
+            for n in range(5):
+                statuses.append(http.post("/api/v1/actions", json=submission(summary=f"race {n}"),
+                                          headers={"Authorization": f"Bearer {client.key}"}).status_code)
+
+    threads = [threading.Thread(target=submit, args=(client,)) for client in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert statuses == [201] * 60
+    submitted = AuditEvent.objects.filter(kind="action.submitted")
+    assert submitted.count() == 60 == Action.objects.count()
+    assert AuditEvent.objects.count() == before + 60
+    seqs = list(AuditEvent.objects.order_by("seq").values_list("seq", flat=True))
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert audit_verify() == (len(seqs), None)

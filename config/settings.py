@@ -114,6 +114,10 @@ def _database() -> dict:
         # test server and worker processes lock and wait as in production.
         config["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
     if config["ENGINE"] == "django.db.backends.postgresql":
+        # Only the submit path's server-bound statements are prepared (see
+        # reviewqueue/rawsql.py); the ORM's client-side binding never is.
+        prepared = env_bool("DATABASE_PREPARED_STATEMENTS", default=True)
+        config.setdefault("OPTIONS", {})["prepare_threshold"] = 0 if prepared else None
         if pool_size := env_int("DATABASE_POOL_MAX_SIZE", default=0):
             # One psycopg pool per process shared by its threads; a request
             # returns its connection at the end, a long-poll before it waits.

@@ -67,7 +67,7 @@ def authenticate_key(raw: str) -> Principal | None:
     if not raw or len(raw) > 200:
         return None
     # Every agent request runs this: one hand-written indexed lookup (see rawsql).
-    with connection.cursor() as cursor:
+    with rawsql.cursor() as cursor:
         cursor.execute(_key_sql(), [_hash(raw), rawsql.datetime_param(timezone.now())])
         row = cursor.fetchone()
     if row is None:

@@ -4,19 +4,54 @@ Compiling an ORM query costs about ten times the CPU of running it on this
 kind of machine, and every agent request runs a handful of them; so the few
 statements on that path are written once here and reuse Django's own field
 adaptation, which keeps them correct on PostgreSQL and SQLite alike.
+
+On PostgreSQL, `cursor()` binds parameters on the server, so psycopg
+prepares each of these statements once per connection and PostgreSQL stops
+planning them on every request (DATABASE_PREPARED_STATEMENTS=off turns that
+off, e.g. behind PgBouncer in transaction mode). Django's ORM keeps its
+default client-side binding, which never prepares and which lets a
+statement that must follow a lock go in the same message (see audit).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model
+
+
+def db():
+    """The default connection itself: every attribute read through the
+    `django.db.connection` proxy is a thread-local lookup, and the field
+    adaptation below reads it dozens of times per statement."""
+    return connections[DEFAULT_DB_ALIAS]
+
+
+@contextmanager
+def cursor() -> Iterator:
+    """Django's cursor, with server-side binding on PostgreSQL."""
+    conn = db()
+    if conn.vendor != "postgresql":
+        with conn.cursor() as plain:
+            yield plain
+        return
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    conn.ensure_connection()
+    conn.validate_thread_sharing()
+    with conn.wrap_database_errors:
+        raw = ServerBindingCursor(conn.connection)
+    wrapped = conn.make_debug_cursor(raw) if conn.queries_logged else conn.make_cursor(raw)
+    with wrapped:
+        yield wrapped
 
 
 @cache
 def _insert_sql(model: type[Model]) -> tuple[str, tuple]:
-    quote = connection.ops.quote_name
+    quote = db().ops.quote_name
     fields = tuple(model._meta.concrete_fields)
     columns = ", ".join(quote(field.column) for field in fields)
     marks = ", ".join(["%s"] * len(fields))
@@ -29,34 +64,35 @@ def insert(obj: Model) -> Model:
     if obj.pk is None:
         raise ValueError(f"{type(obj).__name__} needs its primary key before a raw insert")
     sql, fields = _insert_sql(type(obj))
-    params = [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-    obj._state.adding, obj._state.db = False, connection.alias
+    conn = db()
+    params = [field.get_db_prep_save(field.pre_save(obj, True), conn) for field in fields]
+    with cursor() as insert_cursor:
+        insert_cursor.execute(sql, params)
+    obj._state.adding, obj._state.db = False, conn.alias
     return obj
 
 
 def prep(obj: Model, name: str):
     """One field of an instance as a query parameter, adapted like the ORM does."""
     field = obj._meta.get_field(name)
-    return field.get_db_prep_save(getattr(obj, field.attname), connection)
+    return field.get_db_prep_save(getattr(obj, field.attname), db())
 
 
 def table(model: type[Model]) -> str:
-    return connection.ops.quote_name(model._meta.db_table)
+    return db().ops.quote_name(model._meta.db_table)
 
 
 def column(model: type[Model], name: str) -> str:
-    return connection.ops.quote_name(model._meta.get_field(name).column)
+    return db().ops.quote_name(model._meta.get_field(name).column)
 
 
 def datetime_param(value):
     """A datetime as this backend stores it (SQLite keeps naive UTC text)."""
-    return connection.ops.adapt_datetimefield_value(value)
+    return db().ops.adapt_datetimefield_value(value)
 
 
 def from_db(field, value):
     """A column value as the ORM would return it (JSON text decoded, etc.)."""
     if value is not None and hasattr(field, "from_db_value"):
-        return field.from_db_value(value, None, connection)
+        return field.from_db_value(value, None, db())
     return value

@@ -1,6 +1,7 @@
 """Submit throughput and latency against a running server on PostgreSQL.
 
-Starts gunicorn exactly as the run command does (gthread), then drives it with
+Starts gunicorn exactly as the run command does (gthread, a trained risk
+model), then drives it with
 wrk from 16 connections: first the floor (a bare view doing one INSERT), then
 POST /api/v1/actions, then the same again while 50 agents sit in long-polls.
 Prints req/s, p50 and p99 for each and our throughput as a ratio of the floor.
@@ -116,6 +117,8 @@ def main():
     env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "bench.settings",
            "REVIEWQUEUE_VAR_DIR": var, "DATABASE_POOL_MAX_SIZE": os.environ.get("DATABASE_POOL_MAX_SIZE", "16")}
     sh(PY, "manage.py", "migrate", "-v0", env=env)
+    # Route with a trained model, as the run command does.
+    sh(PY, "manage.py", "train_risk_model", "--if-missing", "--quiet", env=env, stdout=subprocess.DEVNULL)
     sh("psql", url, "-qc", TABLE_SQL)
     out = sh(PY, "manage.py", "create_agent", "bench", "--scope", "*", "--rate-limit", "100000000",
              env=env, capture_output=True, text=True).stdout

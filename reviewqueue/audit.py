@@ -43,16 +43,23 @@ def chain_hash(prev_hash: str, body: dict) -> str:
 
 def audit_append(
     *, kind: str, actor: str, action: Action | None = None, agent: Agent | None = None,
-    data: dict[str, Any] | None = None, at: datetime | None = None,
+    data: dict[str, Any] | None = None, at: datetime | None = None, commit: bool = False,
 ) -> AuditEvent:
-    """Append one event; must run inside the transaction of the change it records."""
+    """Append one event; must run inside the transaction of the change it records.
+
+    `commit=True` makes this the transaction's last statement: on PostgreSQL
+    COMMIT goes in the same message, so the chain lock is let go without
+    waiting for this thread to get the GIL back (under load that wait was
+    the service's ceiling). Only for an outermost transaction's final write;
+    Django's own commit then finds nothing left to do.
+    """
     if not connection.in_atomic_block:
         raise RuntimeError("audit_append must run inside the transaction of the change it records")
     created_at = at or timezone.now()
     agent = agent or (action.agent if action else None)
     event = AuditEvent(created_at=created_at, kind=kind, actor=actor, action=action, agent=agent, data=data or {})
     if connection.vendor == "postgresql":
-        return _append_postgresql(event)
+        return _append_postgresql(event, commit=commit)
     # SQLite serialises writers already (our transactions start IMMEDIATE).
     with connection.cursor() as cursor:
         cursor.execute(_tail_sql())
@@ -69,7 +76,7 @@ def _body(event: AuditEvent) -> dict:
     )
 
 
-def _append_postgresql(event: AuditEvent) -> AuditEvent:
+def _append_postgresql(event: AuditEvent, *, commit: bool) -> AuditEvent:
     """Lock the chain, then read its tail, hash and insert in one statement.
 
     Every submission appends and the lock is held until COMMIT, so this is the
@@ -86,7 +93,8 @@ def _append_postgresql(event: AuditEvent) -> AuditEvent:
     with connection.cursor() as cursor:
         # Two statements in one message: the INSERT takes its snapshot (and
         # so reads the tail) after the first has the lock.
-        cursor.execute(f"SELECT pg_advisory_xact_lock({_CHAIN_LOCK}); {_append_sql()}", [*params, prefix])
+        cursor.execute(f"SELECT pg_advisory_xact_lock({_CHAIN_LOCK}); {_append_sql()}{'; COMMIT' if commit else ''}",
+                       [*params, prefix])
         cursor.nextset()
         event.seq, event.prev_hash, event.hash = cursor.fetchone()
     event._state.adding, event._state.db = False, connection.alias

@@ -21,7 +21,7 @@ from typing import Any
 import riskrouter
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -99,20 +99,19 @@ def action_submit(*, agent: Agent, submission: Submission, idempotency_key: str 
                                          lambda: Action.objects.filter(action_type=submission.action_type)),
         )
     )
+    # Outside any other transaction, the last statement also commits (see
+    # audit_append); inside one (a test's, say) the enclosing block commits.
+    commit = connection.get_autocommit()
     try:
         with transaction.atomic():
             if engaged := killswitch.engaged_scope(agent=agent, action_type=submission.action_type):
                 audit_append(
                     kind="action.refused_kill_switch", actor=f"agent:{agent.name}", agent=agent,
                     data={"scope": engaged.scope, "action_type": submission.action_type, "summary": submission.summary},
+                    commit=commit,
                 )
             else:
-                action = _create(agent, submission, decided)
-                if idempotency_key:
-                    IdempotencyKey.objects.create(
-                        agent=agent, key=idempotency_key, request_sha256=fingerprint, action=action,
-                        created_at=action.created_at,
-                    )
+                action = _create(agent, submission, decided, idempotency=(idempotency_key, fingerprint), commit=commit)
     except IntegrityError:
         # A concurrent request with the same Idempotency-Key committed first;
         # ours rolled back whole, so answer as its replay.
@@ -156,7 +155,11 @@ def _replay(agent: Agent, key: str, fingerprint: str) -> Submitted | None:
     return Submitted(action=record.action, created=False)
 
 
-def _create(agent: Agent, submission: Submission, decided: riskrouter.Route) -> Action:
+def _create(
+    agent: Agent, submission: Submission, decided: riskrouter.Route, *,
+    idempotency: tuple[str | None, str], commit: bool,
+) -> Action:
+    """INSERT the action, its Idempotency-Key, then the audit event: last, since it may commit."""
     now = timezone.now()
     tier = Tier(decided.tier.value)
     status = Status.PENDING if tier == Tier.BLOCKING else Status.APPROVED
@@ -180,8 +183,13 @@ def _create(agent: Agent, submission: Submission, decided: riskrouter.Route) -> 
         action.decided_at = now
         action.decision_by_label = f"router:{tier}"
     rawsql.insert(action)  # the hot path (see rawsql)
+    key, fingerprint = idempotency
+    if key:
+        IdempotencyKey.objects.create(
+            agent=agent, key=key, request_sha256=fingerprint, action=action, created_at=action.created_at,
+        )
     audit_append(
-        kind="action.submitted", actor=f"agent:{agent.name}", action=action, at=now,
+        kind="action.submitted", actor=f"agent:{agent.name}", action=action, at=now, commit=commit,
         data={
             "action_type": action.action_type, "status": status, "tier": tier,
             "score": decided.score, "reasons": list(decided.reasons), "model_version": decided.model_version,

@@ -22,11 +22,21 @@ def _connections_to_this_database():
         return cursor.fetchone()[0]
 
 
+def _settled_connections(seconds: float = 10) -> int:
+    deadline = time.monotonic() + seconds
+    count = _connections_to_this_database()
+    while count and time.monotonic() < deadline:
+        time.sleep(0.2)
+        count = _connections_to_this_database()
+    return count
+
+
 @pytest.mark.postgres
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="counts sessions in pg_stat_activity; CI runs it")
 def test_twenty_waiting_agents_hold_no_database_connections(live_server, reviewer):
     client = make_agent("waiter", rate_limit_per_minute=1000)
     ids = [client.submit().json()["id"] for _ in range(20)]
+    before = _settled_connections()  # a process of an earlier test may still be closing its session
     results = {}
 
     def wait(action_id):
@@ -49,7 +59,7 @@ def test_twenty_waiting_agents_hold_no_database_connections(live_server, reviewe
         thread.join()
     woken_after = time.monotonic() - started
 
-    assert parked <= 2, f"{parked} sessions open while 20 agents wait"  # at most the watcher, mid-poll
+    assert parked - before <= 2, f"{parked - before} more sessions open while 20 agents wait"  # the watcher
     assert {body["status"] for body in results.values()} == {"approved"}
     assert woken_after < 2
 

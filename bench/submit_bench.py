@@ -4,7 +4,9 @@ Starts gunicorn exactly as the run command does (gthread, a trained risk
 model), then drives it with
 wrk from 16 connections: first the floor (a bare view doing one INSERT), then
 POST /api/v1/actions, then the same again while 50 agents sit in long-polls.
-Prints req/s, p50 and p99 for each and our throughput as a ratio of the floor.
+Prints req/s, p50 and p99 for each, the CPU per request of the web server and
+of PostgreSQL (from /proc: where the time goes), and our throughput as a
+ratio of the floor.
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/reviewqueue_bench \
         .venv/bin/python bench/submit_bench.py [--seconds 15]
@@ -63,17 +65,59 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wrk(url, key, seconds, connections=16):
+def wrk(url, key, seconds, connections=16, server_pid=None):
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(LUA % (json.dumps(BODY), key))
+    web_before, db_before = _cpu(server_pid), _cpu_postgres()
     out = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name, url],
         check=True, capture_output=True, text=True,
     ).stdout
+    web, db = _cpu(server_pid) - web_before, _cpu_postgres() - db_before
+    requests = int(re.search(r"(\d+) requests in", out)[1])
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])
     pct = {m[0]: _ms(m[1], m[2]) for m in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)}
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": rps, "p50": pct["50"], "p99": pct["99"], "errors": int(non2xx[1]) if non2xx else 0}
+    return {"rps": rps, "p50": pct["50"], "p99": pct["99"], "errors": int(non2xx[1]) if non2xx else 0,
+            "web_ms": 1000 * web / requests, "db_ms": 1000 * db / requests}
+
+
+def _cpu(pid) -> float:
+    """CPU seconds used so far by a process and its children (Linux /proc)."""
+    if pid is None:
+        return 0.0
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:  # it ended meanwhile
+            continue
+    return total
+
+
+def _cpu_postgres() -> float:
+    """CPU seconds of every running postgres process (the pool keeps the backends alive)."""
+    pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _comm(p) == "postgres"]
+    return sum(_cpu(pid) for pid in pids if not _has_postgres_parent(pid))
+
+
+def _comm(proc: Path) -> str:
+    try:
+        return (proc / "comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _has_postgres_parent(pid: int) -> bool:
+    try:
+        parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return False
+    return _comm(Path(f"/proc/{parent}")) == "postgres"
 
 
 def _ms(value, unit):
@@ -138,19 +182,20 @@ def main():
                 time.sleep(0.2)
         wrk(f"{base}/bench/floor", key, 3)  # warm up both paths
         wrk(f"{base}/api/v1/actions", key, 3)
-        floor = wrk(f"{base}/bench/floor", key, args.seconds)
-        ours = wrk(f"{base}/api/v1/actions", key, args.seconds)
+        floor = wrk(f"{base}/bench/floor", key, args.seconds, server_pid=server.pid)
+        ours = wrk(f"{base}/api/v1/actions", key, args.seconds, server_pid=server.pid)
         park_waiters(base, key, 50, args.seconds + 15)
         time.sleep(1)
-        waiting = wrk(f"{base}/api/v1/actions", key, args.seconds)
+        waiting = wrk(f"{base}/api/v1/actions", key, args.seconds, server_pid=server.pid)
     finally:
         server.terminate()
         server.wait()
     print(f"submit benchmark: 16 connections, {args.seconds}s each, gunicorn gthread, PostgreSQL")
-    print(f"{'':<34}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
+    print(f"{'':<34}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}   CPU ms per request: web  PostgreSQL")
     for name, r in (("floor (parse + 1 INSERT)", floor), ("POST /api/v1/actions", ours),
                     ("  … with 50 agents long-polling", waiting)):
-        print(f"{name:<34}{r['rps']:>9.0f}{r['p50']:>9.1f}{r['p99']:>9.1f}{r['errors']:>9}")
+        print(f"{name:<34}{r['rps']:>9.0f}{r['p50']:>9.1f}{r['p99']:>9.1f}{r['errors']:>9}"
+              f"{r['web_ms']:>26.2f}{r['db_ms']:>12.2f}")
     print(f"ratio to floor: {ours['rps'] / floor['rps']:.2f} (target ≥ 0.50); p99 {ours['p99']:.1f} ms (target ≤ 50)")
     print(f"with 50 waiters: {waiting['rps'] / ours['rps']:.2f} of the throughput without them")
 

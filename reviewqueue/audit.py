@@ -80,10 +80,11 @@ def _append_postgresql(event: AuditEvent, *, commit: bool) -> AuditEvent:
     """Lock the chain, then read its tail, hash and insert in one statement.
 
     Every submission appends and the lock is held until COMMIT, so this is the
-    one serial step of the service: one round trip and COMMIT, and no ORM
-    query is compiled while other requests queue behind it. The hash
-    is chain_hash(), computed by PostgreSQL: "seq" sorts last among the
-    body's keys, so the canonical JSON is a prefix we send, the new seq, "}".
+    one serial step of the service: a single round trip (COMMIT included when
+    asked), and no ORM query is compiled while other requests queue behind
+    it. The hash is chain_hash(), computed by PostgreSQL: "seq" sorts last
+    among the body's keys, so the canonical JSON is a prefix we send, the new
+    seq, "}".
     """
     event.seq = 0  # a placeholder: the body's other keys give the prefix
     canonical = canonical_json(_body(event))

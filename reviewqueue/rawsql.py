@@ -7,8 +7,8 @@ adaptation, which keeps them correct on PostgreSQL and SQLite alike.
 
 On PostgreSQL, `cursor()` binds parameters on the server, so psycopg
 prepares each of these statements once per connection and PostgreSQL stops
-planning them on every request (DATABASE_PREPARED_STATEMENTS=off turns that
-off, e.g. behind PgBouncer in transaction mode). Django's ORM keeps its
+planning them on every request (DATABASE_PREPARED_STATEMENTS=false turns
+that off, e.g. behind PgBouncer in transaction mode). Django's ORM keeps its
 default client-side binding, which never prepares and which lets a
 statement that must follow a lock go in the same message (see audit).
 """

@@ -1,8 +1,10 @@
 """The audit trail: append-only, hash-chained, verifiable and exportable."""
 
 import json
+import threading
 from datetime import timedelta
 
+import httpx
 import pytest
 import time_machine
 from django.core.management import call_command
@@ -13,6 +15,7 @@ from django.utils import timezone
 from reviewqueue import lifecycle
 from reviewqueue.audit import GENESIS_HASH, audit_verify
 from reviewqueue.models import Action, AuditEvent
+from tests.conftest import make_agent, submission
 
 pytestmark = pytest.mark.django_db
 
@@ -113,12 +116,6 @@ def test_export_audit_refuses_a_bad_since(db):
 def test_concurrent_submissions_keep_one_unbroken_chain(live_server):
     """Every submission appends under the chain lock: 12 agents at once over
     real HTTP leave one gapless chain that verifies, one event per action."""
-    import threading
-
-    import httpx
-
-    from tests.conftest import make_agent, submission
-
     clients = [make_agent(f"racer-{n}", rate_limit_per_minute=1000) for n in range(12)]
     before = AuditEvent.objects.count()
     barrier = threading.Barrier(len(clients))

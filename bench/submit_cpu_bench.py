@@ -88,12 +88,13 @@ def main():
         ("  rate_limit_hit", lambda: rate_limit_hit(limits=[("agent", agent.name, 10**9)])),
         ("  riskrouter.route", lambda: riskrouter.route(action)),
         ("  kill switch (own transaction)",
-         in_transaction(lambda: killswitch.engaged_scope(agent=agent, action_type=submission.action_type))),
+         in_transaction(lambda: killswitch.engaged_covering(
+             killswitch.engaged_switches(), agent_name=agent.name, action_type=submission.action_type))),
         ("  audit append (own transaction)",
          in_transaction(lambda: audit.audit_append(kind="bench.cpu", actor="bench", agent=agent))),
         ("  action + audit (own transaction)",
-         in_transaction(lambda: lifecycle._create(agent, submission, decided, idempotency=(None, ""),
-                                                  commit=False))),
+         lambda: lifecycle._write_submissions(
+             [lifecycle._prepare(agent, submission, decided, idempotency=(None, ""))], commit=True)),
     ]
     print(f"submit path, in-process, {args.n} calls each, {connection.vendor}")
     print(f"{'':<36}{'CPU ms':>9}{'wall ms':>9}")

@@ -55,11 +55,9 @@ def audit_append(
     """
     if not connection.in_atomic_block:
         raise RuntimeError("audit_append must run inside the transaction of the change it records")
-    created_at = at or timezone.now()
-    agent = agent or (action.agent if action else None)
-    event = AuditEvent(created_at=created_at, kind=kind, actor=actor, action=action, agent=agent, data=data or {})
+    event = _event(kind=kind, actor=actor, action=action, agent=agent, data=data, at=at)
     if connection.vendor == "postgresql":
-        return _append_postgresql(event, commit=commit)
+        return _append_postgresql([event], commit=commit)[0]
     # SQLite serialises writers already (our transactions start IMMEDIATE).
     with connection.cursor() as cursor:
         cursor.execute(_tail_sql())
@@ -69,6 +67,16 @@ def audit_append(
     return rawsql.insert(event)
 
 
+def _event(
+    *, kind: str, actor: str, action: Action | None = None, agent: Agent | None = None,
+    data: dict[str, Any] | None = None, at: datetime | None = None,
+) -> AuditEvent:
+    agent = agent or (action.agent if action else None)
+    return AuditEvent(
+        created_at=at or timezone.now(), kind=kind, actor=actor, action=action, agent=agent, data=data or {}
+    )
+
+
 def _body(event: AuditEvent) -> dict:
     return event_body(
         seq=event.seq, created_at=event.created_at, kind=event.kind, actor=event.actor,
@@ -76,30 +84,40 @@ def _body(event: AuditEvent) -> dict:
     )
 
 
-def _append_postgresql(event: AuditEvent, *, commit: bool) -> AuditEvent:
-    """Lock the chain, then read its tail, hash and insert in one statement.
+# Up to this many events go in one message (a statement each); more are
+# hashed here and inserted in bulk.
+_ONE_MESSAGE = 100
+
+
+def _append_postgresql(events: list[AuditEvent], *, commit: bool) -> list[AuditEvent]:
+    """Lock the chain, then for each event read the tail, hash and insert in
+    one statement; all of it in one message.
 
     Every submission appends and the lock is held until COMMIT, so this is the
     one serial step of the service: a single round trip (COMMIT included when
     asked), and no ORM query is compiled while other requests queue behind
     it. The hash is chain_hash(), computed by PostgreSQL: "seq" sorts last
     among the body's keys, so the canonical JSON is a prefix we send, the new
-    seq, "}".
+    seq, "}". Each statement sees the rows of the ones before it.
     """
-    event.seq = 0  # a placeholder: the body's other keys give the prefix
-    canonical = canonical_json(_body(event))
-    assert canonical.endswith(',"seq":0}'), "seq must be the last key of the canonical body"
-    prefix = canonical[: -len("0}")]
-    params = [rawsql.prep(event, name) for name in _INSERTED]
+    params = []
+    for event in events:
+        event.seq = 0  # a placeholder: the body's other keys give the prefix
+        canonical = canonical_json(_body(event))
+        assert canonical.endswith(',"seq":0}'), "seq must be the last key of the canonical body"
+        params += [rawsql.prep(event, name) for name in _INSERTED]
+        params.append(canonical[: -len("0}")])
+    statements = "; ".join([_append_sql()] * len(events))
     with connection.cursor() as cursor:
-        # Two statements in one message: the INSERT takes its snapshot (and
-        # so reads the tail) after the first has the lock.
-        cursor.execute(f"SELECT pg_advisory_xact_lock({_CHAIN_LOCK}); {_append_sql()}{'; COMMIT' if commit else ''}",
-                       [*params, prefix])
-        cursor.nextset()
-        event.seq, event.prev_hash, event.hash = cursor.fetchone()
-    event._state.adding, event._state.db = False, connection.alias
-    return event
+        # One message: each INSERT takes its snapshot (and so reads the tail)
+        # after the lock is held.
+        cursor.execute(f"SELECT pg_advisory_xact_lock({_CHAIN_LOCK}); {statements}{'; COMMIT' if commit else ''}",
+                       params)
+        for event in events:
+            cursor.nextset()
+            event.seq, event.prev_hash, event.hash = cursor.fetchone()
+            event._state.adding, event._state.db = False, connection.alias
+    return events
 
 
 _INSERTED = ("created_at", "kind", "actor", "action", "agent", "data")
@@ -127,25 +145,25 @@ def _tail_sql() -> str:
     return f"SELECT {seq}, {digest} FROM {rawsql.table(AuditEvent)} ORDER BY {seq} DESC LIMIT 1"
 
 
-def audit_append_many(events: list[dict[str, Any]]) -> None:
-    """Append many events (keyword arguments of audit_append) under one lock."""
+def audit_append_many(events: list[dict[str, Any]], *, commit: bool = False) -> None:
+    """Append many events (keyword arguments of audit_append) under one lock;
+    `commit` as for audit_append."""
     if not events:
+        return
+    if connection.vendor == "postgresql" and len(events) <= _ONE_MESSAGE:
+        if not connection.in_atomic_block:
+            raise RuntimeError("audit_append_many must run inside the transaction of the change it records")
+        _append_postgresql([_event(**event) for event in events], commit=commit)
         return
     first = audit_append(**events[0])
     seq, prev_hash, rows = first.seq, first.hash, []
     for event in events[1:]:
         seq += 1
-        action, at = event.get("action"), event.get("at") or timezone.now()
-        agent = event.get("agent") or (action.agent if action else None)
-        body = event_body(
-            seq=seq, created_at=at, kind=event["kind"], actor=event["actor"],
-            action_id=action.pk if action else None, agent_id=agent.pk if agent else None, data=event.get("data") or {},
-        )
-        digest = chain_hash(prev_hash, body)
-        rows.append(AuditEvent(seq=seq, created_at=at, kind=event["kind"], actor=event["actor"], action=action,
-                               agent=agent, data=body["data"], prev_hash=prev_hash, hash=digest))
-        prev_hash = digest
-    AuditEvent.objects.bulk_create(rows, batch_size=1000)
+        row = _event(**event)
+        row.seq, row.prev_hash = seq, prev_hash
+        row.hash = prev_hash = chain_hash(prev_hash, _body(row))
+        rows.append(row)
+    AuditEvent.objects.bulk_create(rows, batch_size=1000)  # the enclosing atomic block commits
 
 
 @dataclass(frozen=True)

@@ -42,10 +42,10 @@ def scope_covers(scope: str, *, agent_name: str, action_type: str) -> bool:
     return kind == "action_type" and fnmatch.fnmatchcase(action_type, value)
 
 
-def engaged_scope(*, agent: Agent, action_type: str) -> KillSwitch | None:
-    """The engaged switch covering this submission, if any; call inside its transaction."""
-    for switch in _engaged_locked():
-        if scope_covers(switch.scope, agent_name=agent.name, action_type=action_type):
+def engaged_covering(switches: list[KillSwitch], *, agent_name: str, action_type: str) -> KillSwitch | None:
+    """The first of `switches` (from engaged_switches) that covers this submission."""
+    for switch in switches:
+        if scope_covers(switch.scope, agent_name=agent_name, action_type=action_type):
             return switch
     return None
 
@@ -57,9 +57,10 @@ def _engaged_sql() -> str:
             f" WHERE {column('engaged')} ORDER BY {column('scope')}")
 
 
-def _engaged_locked() -> list[KillSwitch]:
-    """Every engaged switch, read under the shared lock; hand-written SQL in
-    one round trip, since every submission runs it (see rawsql)."""
+def engaged_switches() -> list[KillSwitch]:
+    """Every engaged switch, read under the shared lock; call inside the
+    transaction that writes the submissions it admits. Hand-written SQL in one
+    round trip, since every submission runs it (see rawsql)."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # Two statements in one message: the second takes its snapshot

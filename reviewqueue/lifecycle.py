@@ -25,13 +25,15 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from . import killswitch, notifications, rawsql, sla, wakeups
+from . import groupcommit, killswitch, notifications, rawsql, sla, wakeups
 from .audit import audit_append, audit_append_many
 from .canonical import sha256_hex
 from .errors import (
     Forbidden, IdempotencyConflict, IllegalTransition, InvalidInput, KillSwitchEngaged, ScopeDenied,
 )
-from .models import Action, Agent, Decision, DecisionKind, IdempotencyKey, Outcome, ReviewState, Status, Tier
+from .models import (
+    Action, Agent, Decision, DecisionKind, IdempotencyKey, KillSwitch, Outcome, ReviewState, Status, Tier,
+)
 from .ratelimit import rate_limit_hit
 
 PENDING_ONLY = frozenset({Status.PENDING})
@@ -99,31 +101,24 @@ def action_submit(*, agent: Agent, submission: Submission, idempotency_key: str 
                                          lambda: Action.objects.filter(action_type=submission.action_type)),
         )
     )
-    # Outside any other transaction, the last statement also commits (see
-    # audit_append); inside one (a test's, say) the enclosing block commits.
-    commit = connection.get_autocommit()
+    write = _prepare(agent, submission, decided, idempotency=(idempotency_key, fingerprint))
     try:
-        with transaction.atomic():
-            if engaged := killswitch.engaged_scope(agent=agent, action_type=submission.action_type):
-                audit_append(
-                    kind="action.refused_kill_switch", actor=f"agent:{agent.name}", agent=agent,
-                    data={"scope": engaged.scope, "action_type": submission.action_type, "summary": submission.summary},
-                    commit=commit,
-                )
-            else:
-                action = _create(agent, submission, decided, idempotency=(idempotency_key, fingerprint), commit=commit)
+        if groupcommit.enabled():
+            _SUBMISSIONS.run(write)
+        else:  # SQLite, or inside an enclosing transaction (a test's, say)
+            _write_submissions([write], commit=not connection.in_atomic_block)
     except IntegrityError:
         # A concurrent request with the same Idempotency-Key committed first;
         # ours rolled back whole, so answer as its replay.
         if idempotency_key and (replay := _replay(agent, idempotency_key, fingerprint)):
             return replay
         raise
-    if engaged:
+    if engaged := write.engaged:
         raise KillSwitchEngaged(
             f"The kill switch '{engaged.scope}' is engaged: {engaged.reason}",
             details={"scope": engaged.scope, "reason": engaged.reason},
         )
-    return Submitted(action=action, created=True)
+    return Submitted(action=write.action, created=True)
 
 
 # Once an agent or an action type has been seen it stays seen, so each
@@ -155,11 +150,20 @@ def _replay(agent: Agent, key: str, fingerprint: str) -> Submitted | None:
     return Submitted(action=record.action, created=False)
 
 
-def _create(
-    agent: Agent, submission: Submission, decided: riskrouter.Route, *,
-    idempotency: tuple[str | None, str], commit: bool,
-) -> Action:
-    """INSERT the action, its Idempotency-Key, then the audit event: last, since it may commit."""
+@dataclass
+class _Write:
+    """A submission ready to write, and the kill switch its batch found engaged over it."""
+
+    action: Action
+    key: IdempotencyKey | None
+    event: dict[str, Any]  # audit_append's arguments for action.submitted
+    engaged: KillSwitch | None = None
+
+
+def _prepare(
+    agent: Agent, submission: Submission, decided: riskrouter.Route, *, idempotency: tuple[str | None, str],
+) -> _Write:
+    """Everything a submission writes, built before its transaction starts."""
     now = timezone.now()
     tier = Tier(decided.tier.value)
     status = Status.PENDING if tier == Tier.BLOCKING else Status.APPROVED
@@ -182,21 +186,45 @@ def _create(
         action.approved_payload_sha256 = sha256_hex(submission.payload)
         action.decided_at = now
         action.decision_by_label = f"router:{tier}"
-    rawsql.insert(action)  # the hot path (see rawsql)
     key, fingerprint = idempotency
-    if key:
-        IdempotencyKey.objects.create(
-            agent=agent, key=key, request_sha256=fingerprint, action=action, created_at=action.created_at,
-        )
-    audit_append(
-        kind="action.submitted", actor=f"agent:{agent.name}", action=action, at=now, commit=commit,
-        data={
-            "action_type": action.action_type, "status": status, "tier": tier,
-            "score": decided.score, "reasons": list(decided.reasons), "model_version": decided.model_version,
-            "payload_sha256": sha256_hex(submission.payload),
-        },
+    return _Write(
+        action=action,
+        key=IdempotencyKey(agent=agent, key=key, request_sha256=fingerprint, action=action, created_at=now)
+        if key else None,
+        event=dict(
+            kind="action.submitted", actor=f"agent:{agent.name}", action=action, at=now,
+            data={
+                "action_type": action.action_type, "status": status, "tier": tier,
+                "score": decided.score, "reasons": list(decided.reasons), "model_version": decided.model_version,
+                "payload_sha256": sha256_hex(submission.payload),
+            },
+        ),
     )
-    return action
+
+
+def _write_submissions(writes: list[_Write], *, commit: bool) -> None:
+    """One transaction: read the kill switch once, INSERT the admitted actions
+    and their Idempotency-Keys, and audit every submission, admitted or
+    refused, last (that statement may carry the COMMIT; see audit_append)."""
+    with transaction.atomic():
+        switches = killswitch.engaged_switches()
+        events = []
+        for write in writes:
+            action = write.action
+            write.engaged = killswitch.engaged_covering(
+                switches, agent_name=action.agent.name, action_type=action.action_type
+            )
+            events.append(write.event if not write.engaged else dict(
+                kind="action.refused_kill_switch", actor=write.event["actor"], agent=action.agent,
+                data={"scope": write.engaged.scope, "action_type": action.action_type, "summary": action.summary},
+            ))
+        admitted = [write for write in writes if not write.engaged]
+        rawsql.insert_many([write.action for write in admitted])  # the hot path (see rawsql)
+        rawsql.insert_many([write.key for write in admitted if write.key])
+        audit_append_many(events, commit=commit)
+
+
+_SUBMISSIONS = groupcommit.Batcher(_write_submissions, name="reviewqueue-submissions")
 
 
 def _transition(

@@ -50,12 +50,12 @@ def cursor() -> Iterator:
 
 
 @cache
-def _insert_sql(model: type[Model]) -> tuple[str, tuple]:
+def _insert_sql(model: type[Model], rows: int, with_pk: bool) -> tuple[str, tuple]:
     quote = db().ops.quote_name
-    fields = tuple(model._meta.concrete_fields)
+    fields = tuple(f for f in model._meta.concrete_fields if with_pk or not f.primary_key)
     columns = ", ".join(quote(field.column) for field in fields)
-    marks = ", ".join(["%s"] * len(fields))
-    return f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({marks})", fields
+    marks = ", ".join([f"({', '.join(['%s'] * len(fields))})"] * rows)
+    return f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES {marks}", fields
 
 
 def insert(obj: Model) -> Model:
@@ -63,13 +63,23 @@ def insert(obj: Model) -> Model:
     but without compiling a query (no signals: nothing on these models listens)."""
     if obj.pk is None:
         raise ValueError(f"{type(obj).__name__} needs its primary key before a raw insert")
-    sql, fields = _insert_sql(type(obj))
+    insert_many([obj])
+    return obj
+
+
+def insert_many(objs: list[Model]) -> None:
+    """INSERT instances of one model in one statement. An auto-increment key
+    left unset stays unset on the instances (nothing here reads it back)."""
+    if not objs:
+        return
+    model, with_pk = type(objs[0]), objs[0].pk is not None
+    sql, fields = _insert_sql(model, len(objs), with_pk)
     conn = db()
-    params = [field.get_db_prep_save(field.pre_save(obj, True), conn) for field in fields]
+    params = [field.get_db_prep_save(field.pre_save(obj, True), conn) for obj in objs for field in fields]
     with cursor() as insert_cursor:
         insert_cursor.execute(sql, params)
-    obj._state.adding, obj._state.db = False, conn.alias
-    return obj
+    for obj in objs:
+        obj._state.adding, obj._state.db = False, conn.alias
 
 
 def prep(obj: Model, name: str):

@@ -9,7 +9,7 @@ of PostgreSQL (from /proc: where the time goes), and our throughput as a
 ratio of the floor.
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/reviewqueue_bench \
-        .venv/bin/python bench/submit_bench.py [--seconds 15]
+        .venv/bin/python bench/submit_bench.py [--seconds 10] [--rounds 3]
 
 Needs wrk (apt-get install wrk). The database named in DATABASE_URL is
 dropped and recreated.
@@ -20,6 +20,7 @@ import json
 import os
 import re
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -124,6 +125,11 @@ def _ms(value, unit):
     return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
 
 
+def _median(runs: list[dict]) -> dict:
+    """Each figure's median over the runs (the middle run for an odd count)."""
+    return {name: statistics.median(run[name] for run in runs) for name in runs[0]}
+
+
 def park_waiters(base, key, count, seconds):
     """`count` agents long-polling pending actions for `seconds`."""
     ids = []
@@ -148,7 +154,8 @@ def park_waiters(base, key, count, seconds):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/reviewqueue_bench")
     if not url.startswith("postgres"):
@@ -182,15 +189,25 @@ def main():
                 time.sleep(0.2)
         wrk(f"{base}/bench/floor", key, 3)  # warm up both paths
         wrk(f"{base}/api/v1/actions", key, 3)
-        floor = wrk(f"{base}/bench/floor", key, args.seconds, server_pid=server.pid)
-        ours = wrk(f"{base}/api/v1/actions", key, args.seconds, server_pid=server.pid)
+        # This VM's speed drifts by tens of percent within minutes: alternate
+        # the two and compare medians, so both see the same machine.
+        floors, ourses = [], []
+        for _ in range(args.rounds):
+            floors.append(wrk(f"{base}/bench/floor", key, args.seconds, server_pid=server.pid))
+            ourses.append(wrk(f"{base}/api/v1/actions", key, args.seconds, server_pid=server.pid))
+        floor, ours = _median(floors), _median(ourses)
         park_waiters(base, key, 50, args.seconds + 15)
         time.sleep(1)
         waiting = wrk(f"{base}/api/v1/actions", key, args.seconds, server_pid=server.pid)
     finally:
         server.terminate()
         server.wait()
-    print(f"submit benchmark: 16 connections, {args.seconds}s each, gunicorn gthread, PostgreSQL")
+    print(f"submit benchmark: 16 connections, {args.rounds} alternating rounds of {args.seconds}s,"
+          " gunicorn gthread, PostgreSQL")
+    for number, (f, o) in enumerate(zip(floors, ourses), 1):
+        print(f"  round {number}: floor {f['rps']:.0f} req/s, ours {o['rps']:.0f} req/s (p99 {o['p99']:.1f} ms),"
+              f" ratio {o['rps'] / f['rps']:.2f}")
+    print("medians:")
     print(f"{'':<34}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}   CPU ms per request: web  PostgreSQL")
     for name, r in (("floor (parse + 1 INSERT)", floor), ("POST /api/v1/actions", ours),
                     ("  … with 50 agents long-polling", waiting)):

@@ -92,9 +92,8 @@ def main():
              killswitch.engaged_switches(), agent_name=agent.name, action_type=submission.action_type))),
         ("  audit append (own transaction)",
          in_transaction(lambda: audit.audit_append(kind="bench.cpu", actor="bench", agent=agent))),
-        ("  action + audit (own transaction)",
-         lambda: lifecycle._write_submissions(
-             [lifecycle._prepare(agent, submission, decided, idempotency=(None, ""))], commit=True)),
+        ("  action + audit (one message)",
+         lambda: lifecycle._write_submission(lifecycle._prepare(agent, submission, decided, idempotency=(None, "")))),
     ]
     print(f"submit path, in-process, {args.n} calls each, {connection.vendor}")
     print(f"{'':<36}{'CPU ms':>9}{'wall ms':>9}")

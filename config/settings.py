@@ -235,8 +235,6 @@ REVIEWQUEUE = {
     "SLA_ASYNC_REVIEW": env_duration("REVIEWQUEUE_SLA_ASYNC_REVIEW", default="24h"),
     "WAIT_MAX_SECONDS": 60,
     "WAIT_POLL_SECONDS": 0.05,
-    # Concurrent submissions of a process share one transaction (PostgreSQL; see reviewqueue/groupcommit.py).
-    "GROUP_COMMIT": env_bool("REVIEWQUEUE_GROUP_COMMIT", default=True),
     "OUTBOX_BACKOFF_SECONDS": float(env_str("REVIEWQUEUE_OUTBOX_BACKOFF_SECONDS", "2")),
     "OUTBOX_TIMEOUT_SECONDS": 5,
     "BREAKER_FAILURES": env_int("REVIEWQUEUE_BREAKER_FAILURES", default=5, minimum=1),

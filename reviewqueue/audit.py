@@ -55,7 +55,7 @@ def audit_append(
     """
     if not connection.in_atomic_block:
         raise RuntimeError("audit_append must run inside the transaction of the change it records")
-    event = _event(kind=kind, actor=actor, action=action, agent=agent, data=data, at=at)
+    event = new_event(kind=kind, actor=actor, action=action, agent=agent, data=data, at=at)
     if connection.vendor == "postgresql":
         return _append_postgresql([event], commit=commit)[0]
     # SQLite serialises writers already (our transactions start IMMEDIATE).
@@ -67,26 +67,11 @@ def audit_append(
     return rawsql.insert(event)
 
 
-def _event(
-    *, kind: str, actor: str, action: Action | None = None, agent: Agent | None = None,
-    data: dict[str, Any] | None = None, at: datetime | None = None,
-) -> AuditEvent:
-    agent = agent or (action.agent if action else None)
-    return AuditEvent(
-        created_at=at or timezone.now(), kind=kind, actor=actor, action=action, agent=agent, data=data or {}
-    )
-
-
 def _body(event: AuditEvent) -> dict:
     return event_body(
         seq=event.seq, created_at=event.created_at, kind=event.kind, actor=event.actor,
         action_id=event.action_id, agent_id=event.agent_id, data=event.data,
     )
-
-
-# Up to this many events go in one message (a statement each); more are
-# hashed here and inserted in bulk.
-_ONE_MESSAGE = 100
 
 
 def _append_postgresql(events: list[AuditEvent], *, commit: bool) -> list[AuditEvent]:
@@ -95,11 +80,22 @@ def _append_postgresql(events: list[AuditEvent], *, commit: bool) -> list[AuditE
 
     Every submission appends and the lock is held until COMMIT, so this is the
     one serial step of the service: a single round trip (COMMIT included when
-    asked), and no ORM query is compiled while other requests queue behind
-    it. The hash is chain_hash(), computed by PostgreSQL: "seq" sorts last
-    among the body's keys, so the canonical JSON is a prefix we send, the new
-    seq, "}". Each statement sees the rows of the ones before it.
+    asked), and no ORM query is compiled while other requests queue behind it.
     """
+    sql, params = append_statements(events)
+    with connection.cursor() as cursor:
+        cursor.execute(f"{sql}{'; COMMIT' if commit else ''}", params)
+        appended(cursor, events)
+    return events
+
+
+def append_statements(events: list[AuditEvent]) -> tuple[str, list]:
+    """The statements that append `events` (PostgreSQL), to send in one
+    message: the chain lock, then an INSERT … SELECT per event that reads the
+    tail (its snapshot is taken after the lock, and sees the rows of the
+    statements before it), hashes and inserts. The hash is chain_hash(),
+    computed by PostgreSQL: "seq" sorts last among the body's keys, so the
+    canonical JSON is a prefix we send, the new seq, "}"."""
     params = []
     for event in events:
         event.seq = 0  # a placeholder: the body's other keys give the prefix
@@ -107,17 +103,26 @@ def _append_postgresql(events: list[AuditEvent], *, commit: bool) -> list[AuditE
         assert canonical.endswith(',"seq":0}'), "seq must be the last key of the canonical body"
         params += [rawsql.prep(event, name) for name in _INSERTED]
         params.append(canonical[: -len("0}")])
-    statements = "; ".join([_append_sql()] * len(events))
-    with connection.cursor() as cursor:
-        # One message: each INSERT takes its snapshot (and so reads the tail)
-        # after the lock is held.
-        cursor.execute(f"SELECT pg_advisory_xact_lock({_CHAIN_LOCK}); {statements}{'; COMMIT' if commit else ''}",
-                       params)
-        for event in events:
-            cursor.nextset()
-            event.seq, event.prev_hash, event.hash = cursor.fetchone()
-            event._state.adding, event._state.db = False, connection.alias
-    return events
+    return f"SELECT pg_advisory_xact_lock({_CHAIN_LOCK}); {'; '.join([_append_sql()] * len(events))}", params
+
+
+def appended(cursor, events: list[AuditEvent]) -> None:
+    """Read what append_statements returned; `cursor` is on the lock's result."""
+    for event in events:
+        cursor.nextset()
+        event.seq, event.prev_hash, event.hash = cursor.fetchone()
+        event._state.adding, event._state.db = False, connection.alias
+
+
+def new_event(
+    *, kind: str, actor: str, action: Action | None = None, agent: Agent | None = None,
+    data: dict[str, Any] | None = None, at: datetime | None = None,
+) -> AuditEvent:
+    """An event to append (audit_append's arguments), not yet in the chain."""
+    agent = agent or (action.agent if action else None)
+    return AuditEvent(
+        created_at=at or timezone.now(), kind=kind, actor=actor, action=action, agent=agent, data=data or {}
+    )
 
 
 _INSERTED = ("created_at", "kind", "actor", "action", "agent", "data")
@@ -145,25 +150,19 @@ def _tail_sql() -> str:
     return f"SELECT {seq}, {digest} FROM {rawsql.table(AuditEvent)} ORDER BY {seq} DESC LIMIT 1"
 
 
-def audit_append_many(events: list[dict[str, Any]], *, commit: bool = False) -> None:
-    """Append many events (keyword arguments of audit_append) under one lock;
-    `commit` as for audit_append."""
+def audit_append_many(events: list[dict[str, Any]]) -> None:
+    """Append many events (keyword arguments of audit_append) under one lock."""
     if not events:
-        return
-    if connection.vendor == "postgresql" and len(events) <= _ONE_MESSAGE:
-        if not connection.in_atomic_block:
-            raise RuntimeError("audit_append_many must run inside the transaction of the change it records")
-        _append_postgresql([_event(**event) for event in events], commit=commit)
         return
     first = audit_append(**events[0])
     seq, prev_hash, rows = first.seq, first.hash, []
     for event in events[1:]:
         seq += 1
-        row = _event(**event)
+        row = new_event(**event)
         row.seq, row.prev_hash = seq, prev_hash
         row.hash = prev_hash = chain_hash(prev_hash, _body(row))
         rows.append(row)
-    AuditEvent.objects.bulk_create(rows, batch_size=1000)  # the enclosing atomic block commits
+    AuditEvent.objects.bulk_create(rows, batch_size=1000)
 
 
 @dataclass(frozen=True)

@@ -50,36 +50,37 @@ def cursor() -> Iterator:
 
 
 @cache
-def _insert_sql(model: type[Model], rows: int, with_pk: bool) -> tuple[str, tuple]:
+def _insert_sql(model: type[Model], with_pk: bool) -> tuple[str, tuple]:
     quote = db().ops.quote_name
     fields = tuple(f for f in model._meta.concrete_fields if with_pk or not f.primary_key)
     columns = ", ".join(quote(field.column) for field in fields)
-    marks = ", ".join([f"({', '.join(['%s'] * len(fields))})"] * rows)
-    return f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES {marks}", fields
+    marks = ", ".join(["%s"] * len(fields))
+    return f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({marks})", fields
 
 
 def insert(obj: Model) -> Model:
-    """INSERT one instance whose primary key is already set, like save(force_insert=True)
-    but without compiling a query (no signals: nothing on these models listens)."""
-    if obj.pk is None:
-        raise ValueError(f"{type(obj).__name__} needs its primary key before a raw insert")
-    insert_many([obj])
+    """INSERT one instance, like save(force_insert=True) but without compiling
+    a query (no signals: nothing on these models listens). An auto-increment
+    key left unset stays unset (nothing here reads it back)."""
+    sql, params = insert_statement(obj)
+    with cursor() as insert_cursor:
+        insert_cursor.execute(sql, params)
+    inserted([obj])
     return obj
 
 
-def insert_many(objs: list[Model]) -> None:
-    """INSERT instances of one model in one statement. An auto-increment key
-    left unset stays unset on the instances (nothing here reads it back)."""
-    if not objs:
-        return
-    model, with_pk = type(objs[0]), objs[0].pk is not None
-    sql, fields = _insert_sql(model, len(objs), with_pk)
+def insert_statement(obj: Model) -> tuple[str, list]:
+    """The INSERT of insert(), to send with other statements; call
+    inserted([obj]) once it has run."""
+    sql, fields = _insert_sql(type(obj), obj.pk is not None)
     conn = db()
-    params = [field.get_db_prep_save(field.pre_save(obj, True), conn) for obj in objs for field in fields]
-    with cursor() as insert_cursor:
-        insert_cursor.execute(sql, params)
+    return sql, [field.get_db_prep_save(field.pre_save(obj, True), conn) for field in fields]
+
+
+def inserted(objs: list[Model]) -> None:
+    alias = db().alias
     for obj in objs:
-        obj._state.adding, obj._state.db = False, conn.alias
+        obj._state.adding, obj._state.db = False, alias
 
 
 def prep(obj: Model, name: str):

@@ -10,8 +10,16 @@ from reviewqueue.models import Action, AuditEvent, KillSwitch
 
 pytestmark = pytest.mark.django_db
 
+# Outside any transaction a submission goes in one message that expects no
+# switch engaged (PostgreSQL); inside a test's transaction it reads them first.
+BOTH_WRITE_PATHS = pytest.mark.parametrize("write_path", [
+    pytest.param("inside a transaction", id="in-transaction"),
+    pytest.param("committing", id="committing", marks=pytest.mark.django_db(transaction=True)),
+])
 
-def test_an_engaged_global_switch_refuses_submissions_with_423_and_records_them(agent_client):
+
+@BOTH_WRITE_PATHS
+def test_an_engaged_global_switch_refuses_submissions_with_423_and_records_them(agent_client, write_path):
     kill_switch_set(scope="global", engaged=True, reason="incident 42", actor="user:olga")
 
     response = agent_client.submit()
@@ -25,7 +33,8 @@ def test_an_engaged_global_switch_refuses_submissions_with_423_and_records_them(
     assert attempt.agent == agent_client.agent and attempt.data["scope"] == "global"
 
 
-def test_a_switch_takes_effect_on_the_very_next_submission_and_release_restores(agent_client):
+@BOTH_WRITE_PATHS
+def test_a_switch_takes_effect_on_the_very_next_submission_and_release_restores(agent_client, write_path):
     assert agent_client.submit().status_code == 201
     kill_switch_set(scope="agent:billing-bot", engaged=True, reason="looping", actor="cli")
     assert agent_client.submit().status_code == 423
@@ -33,7 +42,8 @@ def test_a_switch_takes_effect_on_the_very_next_submission_and_release_restores(
     assert agent_client.submit().status_code == 201
 
 
-def test_scopes_cover_only_their_agent_or_action_types(agent_client, other_agent_client):
+@BOTH_WRITE_PATHS
+def test_scopes_cover_only_their_agent_or_action_types(agent_client, other_agent_client, write_path):
     kill_switch_set(scope="action_type:payments.*", engaged=True, reason="bad refunds", actor="cli")
 
     assert agent_client.submit(action_type="payments.refund").status_code == 423

@@ -12,3 +12,19 @@ timeout = 90  # above the longest long-poll (60 s)
 graceful_timeout = 65
 keepalive = 5
 accesslog = os.environ.get("ACCESS_LOG") or None
+
+
+def post_worker_init(worker):
+    """Load the risk model, then freeze everything start-up made: the garbage
+    collector stops rescanning those objects, whose full collections otherwise
+    paused every request of the worker for 100 ms or more (the p99 of
+    bench/submit_bench.py)."""
+    import gc
+
+    import riskrouter
+
+    try:
+        riskrouter.current_router()
+    except Exception:  # no database yet: the first request loads the model instead
+        worker.log.exception("could not load the risk model at start-up")
+    gc.freeze()

@@ -43,21 +43,17 @@ def chain_hash(prev_hash: str, body: dict) -> str:
 
 def audit_append(
     *, kind: str, actor: str, action: Action | None = None, agent: Agent | None = None,
-    data: dict[str, Any] | None = None, at: datetime | None = None, commit: bool = False,
+    data: dict[str, Any] | None = None, at: datetime | None = None,
 ) -> AuditEvent:
-    """Append one event; must run inside the transaction of the change it records.
-
-    `commit=True` makes this the transaction's last statement: on PostgreSQL
-    COMMIT goes in the same message, so the chain lock is let go without
-    waiting for this thread to get the GIL back (under load that wait was
-    the service's ceiling). Only for an outermost transaction's final write;
-    Django's own commit then finds nothing left to do.
-    """
+    """Append one event; must run inside the transaction of the change it records."""
     if not connection.in_atomic_block:
         raise RuntimeError("audit_append must run inside the transaction of the change it records")
     event = new_event(kind=kind, actor=actor, action=action, agent=agent, data=data, at=at)
     if connection.vendor == "postgresql":
-        return _append_postgresql([event], commit=commit)[0]
+        with connection.cursor() as cursor:
+            cursor.execute(*append_statements(event))
+            appended(cursor, event)
+        return event
     # SQLite serialises writers already (our transactions start IMMEDIATE).
     with connection.cursor() as cursor:
         cursor.execute(_tail_sql())
@@ -74,44 +70,29 @@ def _body(event: AuditEvent) -> dict:
     )
 
 
-def _append_postgresql(events: list[AuditEvent], *, commit: bool) -> list[AuditEvent]:
-    """Lock the chain, then for each event read the tail, hash and insert in
-    one statement; all of it in one message.
+def append_statements(event: AuditEvent) -> tuple[str, list]:
+    """Two statements that append `event` on PostgreSQL, to send in one
+    message (alone, or at the end of a longer one): the chain lock, then an
+    INSERT … SELECT that reads the tail (its snapshot is taken after the lock
+    is held), hashes and inserts. Every submission appends and the lock is
+    held until COMMIT, so this is the one serial step of the service: no
+    round trip to the web process happens while it is held.
 
-    Every submission appends and the lock is held until COMMIT, so this is the
-    one serial step of the service: a single round trip (COMMIT included when
-    asked), and no ORM query is compiled while other requests queue behind it.
-    """
-    sql, params = append_statements(events)
-    with connection.cursor() as cursor:
-        cursor.execute(f"{sql}{'; COMMIT' if commit else ''}", params)
-        appended(cursor, events)
-    return events
-
-
-def append_statements(events: list[AuditEvent]) -> tuple[str, list]:
-    """The statements that append `events` (PostgreSQL), to send in one
-    message: the chain lock, then an INSERT … SELECT per event that reads the
-    tail (its snapshot is taken after the lock, and sees the rows of the
-    statements before it), hashes and inserts. The hash is chain_hash(),
-    computed by PostgreSQL: "seq" sorts last among the body's keys, so the
-    canonical JSON is a prefix we send, the new seq, "}"."""
-    params = []
-    for event in events:
-        event.seq = 0  # a placeholder: the body's other keys give the prefix
-        canonical = canonical_json(_body(event))
-        assert canonical.endswith(',"seq":0}'), "seq must be the last key of the canonical body"
-        params += [rawsql.prep(event, name) for name in _INSERTED]
-        params.append(canonical[: -len("0}")])
-    return f"SELECT pg_advisory_xact_lock({_CHAIN_LOCK}); {'; '.join([_append_sql()] * len(events))}", params
+    The hash is chain_hash(), computed by PostgreSQL: "seq" sorts last among
+    the body's keys, so the canonical JSON is a prefix we send, the new seq,
+    "}"."""
+    event.seq = 0  # a placeholder: the body's other keys give the prefix
+    canonical = canonical_json(_body(event))
+    assert canonical.endswith(',"seq":0}'), "seq must be the last key of the canonical body"
+    params = [*(rawsql.prep(event, name) for name in _INSERTED), canonical[: -len("0}")]]
+    return f"SELECT pg_advisory_xact_lock({_CHAIN_LOCK}); {_append_sql()}", params
 
 
-def appended(cursor, events: list[AuditEvent]) -> None:
+def appended(cursor, event: AuditEvent) -> None:
     """Read what append_statements returned; `cursor` is on the lock's result."""
-    for event in events:
-        cursor.nextset()
-        event.seq, event.prev_hash, event.hash = cursor.fetchone()
-        event._state.adding, event._state.db = False, connection.alias
+    cursor.nextset()
+    event.seq, event.prev_hash, event.hash = cursor.fetchone()
+    event._state.adding, event._state.db = False, connection.alias
 
 
 def new_event(

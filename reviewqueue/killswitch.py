@@ -1,6 +1,6 @@
 """The kill switch: scopes, the check on the submit path, engage and release.
 
-The submit path reads the switches inside its own transaction, under a shared
+The submit path checks the switches inside its own transaction, under a shared
 advisory lock that `kill_switch_set` takes exclusively (PostgreSQL): an engage
 waits for in-flight submissions to commit and then halts them, and every
 submission after it sees the switch. Nothing is cached, so no stale read can
@@ -58,8 +58,9 @@ ENGAGED_SQLSTATE = "RQ423"
 @cache
 def admit_none_engaged_sql() -> str:
     """A statement that takes the shared lock and fails (ENGAGED_SQLSTATE) if
-    any switch is engaged: it lets a batch that expects none go in one message
-    with its writes (PostgreSQL). When it fails, read engaged_switches()."""
+    any switch is engaged: it lets a submission that expects none go in one
+    message with its writes (PostgreSQL). When it fails, roll back and read
+    engaged_switches() to learn which switch covers it, if any."""
     table, column = rawsql.table(KillSwitch), partial(rawsql.column, KillSwitch)
     return (
         f"DO $$ BEGIN PERFORM pg_advisory_xact_lock_shared({_LOCK});"

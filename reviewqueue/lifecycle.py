@@ -243,7 +243,7 @@ def _write_in_one_message(write: _Write) -> None:
         statements.append(sql)
         params += values
     event = new_event(**write.event)
-    sql, values = append_statements([event])
+    sql, values = append_statements(event)
     with connection.cursor() as cursor:
         try:
             cursor.execute(f"{'; '.join(statements)}; {sql}; COMMIT", params + values)
@@ -252,8 +252,8 @@ def _write_in_one_message(write: _Write) -> None:
                 cursor.execute("ROLLBACK")  # the message stopped inside its transaction
             raise
         for _ in statements:
-            cursor.nextset()
-        appended(cursor, [event])
+            cursor.nextset()  # past BEGIN, the check and the INSERTs, to the chain lock's result
+        appended(cursor, event)
     rawsql.inserted(rows)
 
 

@@ -1,15 +1,21 @@
 """Idempotency-Key, like the best payment APIs."""
 
 import threading
+import time
 from datetime import timedelta
 
 import httpx
+import psycopg
 import pytest
 import time_machine
+from django.db import connection
 from django.utils import timezone
 
+from reviewqueue.api import SubmitIn
+from reviewqueue.audit import audit_verify
 from reviewqueue.housekeeping import purge_expired
-from reviewqueue.models import Action, IdempotencyKey
+from reviewqueue.lifecycle import Submission
+from reviewqueue.models import Action, AuditEvent, IdempotencyKey
 from tests.conftest import make_agent, submission
 
 pytestmark = pytest.mark.django_db
@@ -92,3 +98,58 @@ def test_concurrent_requests_with_one_key_create_exactly_one_action(live_server)
     assert statuses == [200] * 7 + [201]
     assert len({r.json()["id"] for r in responses}) == 1
     assert Action.objects.count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="holds a row lock from a second session; CI runs it")
+@pytest.mark.django_db(transaction=True)
+def test_a_request_that_loses_the_key_race_in_its_insert_answers_as_the_replay_and_leaves_nothing(live_server):
+    """The winner's key row is not yet committed when the loser checks for a
+    replay, so the loser's INSERT waits on it, then fails; its whole message
+    must roll back and its answer be the winner's action."""
+    client = make_agent("racer", rate_limit_per_minute=1000)
+    winner = client.submit(idempotency_key="first").json()["id"]
+    body = submission()
+    fingerprint = Submission(**{**SubmitIn.model_validate(body).model_dump(), "cost": body["cost"]}).fingerprint()
+    events_before = AuditEvent.objects.count()
+    result = {}
+
+    def submit():
+        with httpx.Client(base_url=live_server.url, timeout=30) as http:
+            result["response"] = http.post("/api/v1/actions", json=body, headers={
+                "Authorization": f"Bearer {client.key}", "Idempotency-Key": "contested",
+            })
+
+    with psycopg.connect(_dsn()) as other:  # the winner, mid-commit
+        other.execute(
+            "INSERT INTO reviewqueue_idempotencykey (agent_id, key, request_sha256, action_id, created_at)"
+            " VALUES (%s, 'contested', %s, %s, now())", [client.agent.pk, fingerprint, winner],
+        )
+        loser = threading.Thread(target=submit)
+        loser.start()
+        _until_a_session_waits_on_a_lock()
+        other.commit()
+    loser.join()
+
+    response = result["response"]
+    assert response.status_code == 200 and response.json()["id"] == winner
+    assert Action.objects.count() == 1
+    assert AuditEvent.objects.count() == events_before  # the loser's event rolled back with it
+    assert audit_verify() == (events_before, None)
+
+
+def _dsn() -> str:
+    settings = connection.settings_dict
+    return f"host={settings['HOST']} port={settings['PORT'] or 5432} user={settings['USER']} dbname={settings['NAME']}"
+
+
+def _until_a_session_waits_on_a_lock(seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                           " AND wait_event_type = 'Lock'")
+            if cursor.fetchone()[0]:
+                return
+            assert time.monotonic() < deadline, "the racing request never reached the key's INSERT"
+            time.sleep(0.02)

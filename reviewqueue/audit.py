@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache, partial
+from functools import cache
 from typing import Any
 
 from django.db import connection
@@ -21,8 +21,6 @@ from .canonical import canonical_json
 from .models import Action, Agent, AuditEvent
 
 GENESIS_HASH = "0" * 64
-# Any fixed 64-bit number; names the lock that serialises appends on PostgreSQL.
-_CHAIN_LOCK = 0x72715F6175646974
 
 
 def event_body(*, seq: int, created_at: datetime, kind: str, actor: str, action_id, agent_id, data) -> dict:
@@ -50,9 +48,10 @@ def audit_append(
         raise RuntimeError("audit_append must run inside the transaction of the change it records")
     event = new_event(kind=kind, actor=actor, action=action, agent=agent, data=data, at=at)
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(*append_statements(event))
-            appended(cursor, event)
+        with rawsql.cursor() as cursor:  # the append is a function (migration 0007)
+            cursor.execute("SELECT seq, prev_hash, hash FROM reviewqueue_audit_append(%s, %s)",
+                           [rawsql.row_json(event), chain_prefix(event)])
+            appended(event, cursor.fetchone())
         return event
     # SQLite serialises writers already (our transactions start IMMEDIATE).
     with connection.cursor() as cursor:
@@ -70,28 +69,18 @@ def _body(event: AuditEvent) -> dict:
     )
 
 
-def append_statements(event: AuditEvent) -> tuple[str, list]:
-    """Two statements that append `event` on PostgreSQL, to send in one
-    message (alone, or at the end of a longer one): the chain lock, then an
-    INSERT … SELECT that reads the tail (its snapshot is taken after the lock
-    is held), hashes and inserts. Every submission appends and the lock is
-    held until COMMIT, so this is the one serial step of the service: no
-    round trip to the web process happens while it is held.
-
-    The hash is chain_hash(), computed by PostgreSQL: "seq" sorts last among
-    the body's keys, so the canonical JSON is a prefix we send, the new seq,
-    "}"."""
+def chain_prefix(event: AuditEvent) -> str:
+    """PostgreSQL computes chain_hash() itself, from the tail's hash, this
+    prefix, the new seq and "}": "seq" sorts last among the body's keys."""
     event.seq = 0  # a placeholder: the body's other keys give the prefix
     canonical = canonical_json(_body(event))
     assert canonical.endswith(',"seq":0}'), "seq must be the last key of the canonical body"
-    params = [*(rawsql.prep(event, name) for name in _INSERTED), canonical[: -len("0}")]]
-    return f"SELECT pg_advisory_xact_lock({_CHAIN_LOCK}); {_append_sql()}", params
+    return canonical[: -len("0}")]
 
 
-def appended(cursor, event: AuditEvent) -> None:
-    """Read what append_statements returned; `cursor` is on the lock's result."""
-    cursor.nextset()
-    event.seq, event.prev_hash, event.hash = cursor.fetchone()
+def appended(event: AuditEvent, row: tuple) -> None:
+    """Take what the append returned: (seq, prev_hash, hash)."""
+    event.seq, event.prev_hash, event.hash = row
     event._state.adding, event._state.db = False, connection.alias
 
 
@@ -103,25 +92,6 @@ def new_event(
     agent = agent or (action.agent if action else None)
     return AuditEvent(
         created_at=at or timezone.now(), kind=kind, actor=actor, action=action, agent=agent, data=data or {}
-    )
-
-
-_INSERTED = ("created_at", "kind", "actor", "action", "agent", "data")
-
-
-@cache
-def _append_sql() -> str:
-    table, column = rawsql.table(AuditEvent), partial(rawsql.column, AuditEvent)
-    seq, digest = column("seq"), column("hash")
-    columns = ", ".join(column(name) for name in _INSERTED)
-    marks = ", ".join(["%s"] * len(_INSERTED))
-    return (
-        f"INSERT INTO {table} ({seq}, {columns}, {column('prev_hash')}, {digest})"
-        f" SELECT tail.seq + 1, {marks}, tail.hash,"
-        f" encode(sha256(convert_to(tail.hash || %s || (tail.seq + 1)::text || '}}', 'UTF8')), 'hex')"
-        f" FROM (SELECT COALESCE((SELECT {seq} FROM {table} ORDER BY {seq} DESC LIMIT 1), 0) AS seq,"
-        f" COALESCE((SELECT {digest} FROM {table} ORDER BY {seq} DESC LIMIT 1), '{GENESIS_HASH}') AS hash) tail"
-        f" RETURNING {seq}, {column('prev_hash')}, {digest}"
     )
 
 

@@ -50,23 +50,8 @@ def engaged_covering(switches: list[KillSwitch], *, agent_name: str, action_type
     return None
 
 
-# The SQLSTATE admit_none_engaged_sql() raises; any five characters outside
-# PostgreSQL's own classes.
+# What the submit function raises when a switch is engaged (migration 0007).
 ENGAGED_SQLSTATE = "RQ423"
-
-
-@cache
-def admit_none_engaged_sql() -> str:
-    """A statement that takes the shared lock and fails (ENGAGED_SQLSTATE) if
-    any switch is engaged: it lets a submission that expects none go in one
-    message with its writes (PostgreSQL). When it fails, roll back and read
-    engaged_switches() to learn which switch covers it, if any."""
-    table, column = rawsql.table(KillSwitch), partial(rawsql.column, KillSwitch)
-    return (
-        f"DO $$ BEGIN PERFORM pg_advisory_xact_lock_shared({_LOCK});"
-        f" IF EXISTS (SELECT 1 FROM {table} WHERE {column('engaged')}) THEN"
-        f" RAISE EXCEPTION 'a kill switch is engaged' USING ERRCODE = '{ENGAGED_SQLSTATE}'; END IF; END $$"
-    )
 
 
 def is_engaged_error(error: BaseException) -> bool:

@@ -14,7 +14,6 @@ long-polls after commit.
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,7 +26,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from . import killswitch, notifications, rawsql, sla, wakeups
-from .audit import append_statements, appended, audit_append, audit_append_many, new_event
+from .audit import appended, audit_append, audit_append_many, chain_prefix, new_event
 from .canonical import sha256_hex
 from .errors import (
     Forbidden, IdempotencyConflict, IllegalTransition, InvalidInput, KillSwitchEngaged, ScopeDenied,
@@ -204,15 +203,16 @@ def _write_submission(write: _Write) -> None:
     """The action, its Idempotency-Key and its audit event in one transaction,
     or only a refusal event if a kill switch covers it.
 
-    Outside any other transaction on PostgreSQL the whole transaction goes in
-    one message that expects no switch engaged: a thread waits for the GIL
-    after every round trip, and under load those waits were a large part of
-    a submission's time. When a switch is engaged, or elsewhere (SQLite,
-    inside a test's transaction), the switches are read first.
+    Outside any other transaction on PostgreSQL the whole transaction is one
+    call that expects no switch engaged: one round trip (a thread waits for
+    the GIL after every round trip, and under load those waits were a large
+    part of a submission's time) and plans PostgreSQL keeps. When a switch is
+    engaged, or elsewhere (SQLite, inside a test's transaction), the switches
+    are read first.
     """
     if connection.vendor == "postgresql" and not connection.in_atomic_block:
         try:
-            _write_in_one_message(write)
+            _write_in_one_call(write)
             return
         except DatabaseError as error:
             if not killswitch.is_engaged_error(error):
@@ -234,26 +234,18 @@ def _write_submission(write: _Write) -> None:
         audit_append(**write.event)
 
 
-def _write_in_one_message(write: _Write) -> None:
-    """BEGIN, the kill-switch check, the INSERTs, the audit event and COMMIT."""
+def _write_in_one_call(write: _Write) -> None:
+    """The function of migration 0007: the kill-switch check, the INSERTs and
+    the audit event, as one prepared statement that is its own transaction."""
     rows = [write.action, write.key] if write.key else [write.action]
-    statements, params = ["BEGIN", killswitch.admit_none_engaged_sql()], []
-    for row in rows:
-        sql, values = rawsql.insert_statement(row)
-        statements.append(sql)
-        params += values
     event = new_event(**write.event)
-    sql, values = append_statements(event)
-    with connection.cursor() as cursor:
-        try:
-            cursor.execute(f"{'; '.join(statements)}; {sql}; COMMIT", params + values)
-        except DatabaseError:
-            with suppress(DatabaseError):
-                cursor.execute("ROLLBACK")  # the message stopped inside its transaction
-            raise
-        for _ in statements:
-            cursor.nextset()  # past BEGIN, the check and the INSERTs, to the chain lock's result
-        appended(cursor, event)
+    prefix = chain_prefix(event)
+    with rawsql.cursor() as cursor:
+        cursor.execute("SELECT seq, prev_hash, hash FROM reviewqueue_submit(%s, %s, %s, %s)", [
+            rawsql.row_json(write.action), rawsql.row_json(write.key) if write.key else None,
+            rawsql.row_json(event), prefix,
+        ])
+        appended(event, cursor.fetchone())
     rawsql.inserted(rows)
 
 

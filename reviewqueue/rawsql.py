@@ -10,7 +10,7 @@ prepares each of these statements once per connection and PostgreSQL stops
 planning them on every request (DATABASE_PREPARED_STATEMENTS=false turns
 that off, e.g. behind PgBouncer in transaction mode). Django's ORM keeps its
 default client-side binding, which never prepares and which lets a
-statement that must follow a lock go in the same message (see audit).
+statement that must follow a lock go in the same message (see killswitch).
 """
 
 from __future__ import annotations
@@ -19,8 +19,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 
+from datetime import date, time
+from decimal import Decimal
+from uuid import UUID
+
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import Model
+from django.db.models import JSONField, Model
+from psycopg.types.json import Jsonb
 
 
 def db():
@@ -62,31 +67,35 @@ def insert(obj: Model) -> Model:
     """INSERT one instance, like save(force_insert=True) but without compiling
     a query (no signals: nothing on these models listens). An auto-increment
     key left unset stays unset (nothing here reads it back)."""
-    sql, params = insert_statement(obj)
+    sql, fields = _insert_sql(type(obj), obj.pk is not None)
+    conn = db()
+    params = [field.get_db_prep_save(field.pre_save(obj, True), conn) for field in fields]
     with cursor() as insert_cursor:
         insert_cursor.execute(sql, params)
     inserted([obj])
     return obj
 
 
-def insert_statement(obj: Model) -> tuple[str, list]:
-    """The INSERT of insert(), to send with other statements; call
-    inserted([obj]) once it has run."""
-    sql, fields = _insert_sql(type(obj), obj.pk is not None)
-    conn = db()
-    return sql, [field.get_db_prep_save(field.pre_save(obj, True), conn) for field in fields]
+def row_json(obj: Model) -> Jsonb:
+    """The instance as one JSON object of column → value, for PostgreSQL's
+    jsonb_populate_record (see migration 0007): JSON fields as they are,
+    dates and times in ISO 8601 to the microsecond, UUIDs and decimals as text."""
+    row = {}
+    for field in obj._meta.concrete_fields:
+        value = getattr(obj, field.attname)
+        if value is not None and not isinstance(field, JSONField):
+            if isinstance(value, date | time):
+                value = value.isoformat()
+            elif isinstance(value, UUID | Decimal):
+                value = str(value)
+        row[field.column] = value
+    return Jsonb(row)
 
 
 def inserted(objs: list[Model]) -> None:
     alias = db().alias
     for obj in objs:
         obj._state.adding, obj._state.db = False, alias
-
-
-def prep(obj: Model, name: str):
-    """One field of an instance as a query parameter, adapted like the ORM does."""
-    field = obj._meta.get_field(name)
-    return field.get_db_prep_save(getattr(obj, field.attname), db())
 
 
 def table(model: type[Model]) -> str:

@@ -4,9 +4,13 @@ import hashlib
 import json
 
 import pytest
+from django.core.management import call_command
+from django.db import connection
 
+from reviewqueue import killswitch
+from reviewqueue.audit import audit_verify
 from reviewqueue.models import Action, AuditEvent
-from tests.conftest import make_agent
+from tests.conftest import make_agent, submission
 
 pytestmark = pytest.mark.django_db
 
@@ -119,3 +123,46 @@ def test_every_answer_matches_the_documented_action_schema(agent_client, reviewe
     for answer in answers:
         assert ActionOut.model_validate(answer).model_dump(mode="json").keys() == answer.keys()
     assert answers[-1]["approved_payload"] == {"amount": 1} != answers[-1]["payload"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("body", [
+    submission(),
+    submission(
+        action_type="GmailSendEmail", tool="", conversation_id="", callback_url="", context=None, cost=None,
+        summary="Envoyer le devis à l'équipe — 見積書 🚀",
+        payload={"to": ["a@acme.example"], "nested": {"deep": [1, 2.5, -0.0001, 10**18, True, None, ""]},
+                 "unicode": "naïve ☃ \u2028", "empty": {}},
+    ),
+    {"action_type": "db.rows.delete", "payload": {"table": "backups", "where": "age > 30"}, "summary": "Prune"},
+], ids=["full", "unicode-and-nulls", "required-only"])
+def test_a_committed_submission_reads_back_exactly_as_it_was_answered(body):
+    """Outside a test transaction on PostgreSQL the action is written from a
+    JSON row by the submit function (migration 0007): every field must come
+    back as the agent was told, and the audit chain must verify."""
+    client = make_agent("billing-bot")
+    answered = client.submit(body)
+    assert answered.status_code == 201, answered.content
+
+    assert client.get(f"/actions/{answered.json()['id']}").json() == answered.json()
+    stored = Action.objects.get(pk=answered.json()["id"])
+    assert stored.payload == body["payload"]
+    assert (stored.context, stored.cost) == (body.get("context"), body.get("cost"))
+    assert audit_verify()[1] is None
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the submit function is PostgreSQL's; CI runs it")
+def test_the_submit_function_checks_under_the_lock_that_engaging_the_kill_switch_takes():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = 'reviewqueue_submit'")
+        source = cursor.fetchone()[0]
+    assert f"pg_advisory_xact_lock_shared({killswitch._LOCK})" in source
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_submit_function_migration_reverses_and_reapplies():
+    call_command("migrate", "reviewqueue", "0006", verbosity=0)
+    call_command("migrate", "reviewqueue", verbosity=0)
+
+    assert make_agent("after-migrations").submit().status_code == 201

@@ -74,3 +74,20 @@ def test_the_cli_prints_the_key_as_the_last_word_from_a_real_process(tmp_path):
         check=True, env=env, capture_output=True, text=True,
     )
     assert done.stdout.strip().splitlines()[-1].split()[-1].startswith("rqa_")
+
+
+def test_bootstrap_demo_prints_the_demo_agents_working_key_on_every_start(capsys, settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    call_command("bootstrap_demo")
+    first = _last_word(capsys)
+    call_command("bootstrap_demo")
+    again = _last_word(capsys)
+
+    assert again == first and _status(first) == 200
+    assert (tmp_path / "demo-agent.key").read_text() == first
+
+    (tmp_path / "demo-agent.key").unlink()  # the only copy is gone: a new key, and the old one stops working
+    call_command("bootstrap_demo")
+    renewed = _last_word(capsys)
+    assert renewed != first and _status(renewed) == 200 and _status(first) == 401
+    assert (tmp_path / "demo-agent.key").read_text() == renewed

@@ -4,7 +4,7 @@ from django.contrib.auth.models import Group, User
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from reviewqueue.credentials import agent_create
+from reviewqueue.credentials import agent_create, agent_key_issue, authenticate_key
 from reviewqueue.models import Agent
 
 ROLES = ["reviewer", "senior_reviewer", "ops", "admin"]
@@ -33,7 +33,22 @@ class Command(BaseCommand):
             user.save()
             user.groups.set(Group.objects.filter(name__in=groups))
             self.stdout.write(f"  {username:<9} {password}   ({', '.join(groups)})")
-        if not Agent.objects.filter(name="demo-agent").exists():
-            _, key = agent_create(name="demo-agent", scopes=["*"], actor="bootstrap_demo")
-            (settings.VAR_DIR / "demo-agent.key").write_text(key)
-            self.stdout.write(f"Demo agent key: {key}")
+        self.stdout.write(f"Demo agent key: {_demo_agent_key()}")
+
+
+def _demo_agent_key() -> str:
+    """The demo agent's key, the same on every start while its file lasts:
+    keys are stored hashed, so the file is the only copy (the demo agent
+    process reads it too)."""
+    key_file = settings.VAR_DIR / "demo-agent.key"
+    agent = Agent.objects.filter(name="demo-agent").first()
+    if agent is None:
+        _, key = agent_create(name="demo-agent", scopes=["*"], actor="bootstrap_demo")
+    else:
+        key = key_file.read_text().strip() if key_file.exists() else ""
+        principal = authenticate_key(key) if key else None
+        if principal and principal.agent == agent:
+            return key
+        key = agent_key_issue(agent=agent, actor="bootstrap_demo")
+    key_file.write_text(key)
+    return key

@@ -7,6 +7,8 @@ set it could drop the trigger anyway.
 
 from django.db import migrations
 
+from ._postgresql import run_on_postgresql
+
 FORWARD = """
 CREATE FUNCTION reviewqueue_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -30,15 +32,7 @@ DROP FUNCTION IF EXISTS reviewqueue_audit_append_only();
 """
 
 
-def _on_postgresql(sql):
-    def run(apps, schema_editor):
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.execute(sql, params=None)
-
-    return run
-
-
 class Migration(migrations.Migration):
     dependencies = [("reviewqueue", "0001_initial")]
 
-    operations = [migrations.RunPython(_on_postgresql(FORWARD), _on_postgresql(BACKWARD))]
+    operations = [run_on_postgresql(FORWARD, BACKWARD)]

@@ -20,6 +20,8 @@ no change here.
 
 from django.db import migrations
 
+from ._postgresql import run_on_postgresql
+
 FORWARD = """
 CREATE FUNCTION reviewqueue_audit_append(event jsonb, event_prefix text)
 RETURNS TABLE (seq bigint, prev_hash varchar, hash varchar) LANGUAGE plpgsql VOLATILE AS $fn$
@@ -61,15 +63,7 @@ DROP FUNCTION IF EXISTS reviewqueue_audit_append(jsonb, text);
 """
 
 
-def _on_postgresql(sql):
-    def run(apps, schema_editor):
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.execute(sql, params=None)
-
-    return run
-
-
 class Migration(migrations.Migration):
     dependencies = [("reviewqueue", "0006_dashboard_open_review")]
 
-    operations = [migrations.RunPython(_on_postgresql(FORWARD), _on_postgresql(BACKWARD))]
+    operations = [run_on_postgresql(FORWARD, BACKWARD)]

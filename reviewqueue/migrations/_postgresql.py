@@ -1,0 +1,15 @@
+"""For migrations: SQL that runs only on PostgreSQL. SQLite has no PL/pgSQL;
+there the code does in Python what these triggers and functions do."""
+
+from django.db import migrations
+
+
+def run_on_postgresql(forward: str, backward: str) -> migrations.RunPython:
+    def run(sql: str):
+        def apply(apps, schema_editor):
+            if schema_editor.connection.vendor == "postgresql":
+                schema_editor.execute(sql, params=None)
+
+        return apply
+
+    return migrations.RunPython(run(forward), run(backward))

@@ -92,7 +92,7 @@ def main():
              killswitch.engaged_switches(), agent_name=agent.name, action_type=submission.action_type))),
         ("  audit append (own transaction)",
          in_transaction(lambda: audit.audit_append(kind="bench.cpu", actor="bench", agent=agent))),
-        ("  action + audit (one message)",
+        ("  action + audit (one call)",
          lambda: lifecycle._write_submission(lifecycle._prepare(agent, submission, decided, idempotency=(None, "")))),
     ]
     print(f"submit path, in-process, {args.n} calls each, {connection.vendor}")

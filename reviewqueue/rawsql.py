@@ -17,10 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cache
-
 from datetime import date, time
 from decimal import Decimal
+from functools import cache
 from uuid import UUID
 
 from django.db import DEFAULT_DB_ALIAS, connections

@@ -10,8 +10,8 @@ from reviewqueue.models import Action, AuditEvent, KillSwitch
 
 pytestmark = pytest.mark.django_db
 
-# Outside any transaction a submission goes in one message that expects no
-# switch engaged (PostgreSQL); inside a test's transaction it reads them first.
+# Outside any transaction a submission is one call that expects no switch
+# engaged (PostgreSQL); inside a test's transaction it reads them first.
 BOTH_WRITE_PATHS = pytest.mark.parametrize("write_path", [
     pytest.param("inside a transaction", id="in-transaction"),
     pytest.param("committing", id="committing", marks=pytest.mark.django_db(transaction=True)),

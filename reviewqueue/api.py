@@ -21,7 +21,7 @@ from pydantic import ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr, 
 
 from . import killswitch, lifecycle, selectors, wakeups
 from .credentials import Principal, authenticate_key
-from .errors import Forbidden, InvalidInput, ServiceError
+from .errors import Forbidden, InvalidInput, ServiceError, Unauthenticated
 from .jsonbody import StrictJsonParser
 from .middleware import error_response
 from .models import KillSwitch
@@ -32,10 +32,17 @@ IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
 class AgentKey(HttpBearer):
-    """An agent's key; a user token here is authenticated but not allowed."""
+    """An agent's key; a user token here is authenticated but not allowed.
+
+    `remembered_ok` for an endpoint whose service confirms a remembered key
+    itself (see credentials.authenticate_key)."""
+
+    def __init__(self, *, remembered_ok: bool = False):
+        super().__init__()
+        self.remembered_ok = remembered_ok
 
     def authenticate(self, request: HttpRequest, token: str) -> Principal | None:
-        principal = authenticate_key(token)
+        principal = authenticate_key(token, remembered_ok=self.remembered_ok)
         if principal and principal.user:
             raise Forbidden("This endpoint takes an agent key, not a user token.")
         return principal
@@ -73,10 +80,7 @@ def _http_error(request, exc: HttpError):
     if isinstance(exc.__cause__, ServiceError):  # raised by our body parser, wrapped by ninja
         return _service_error(request, exc.__cause__)
     if isinstance(exc, AuthenticationError):
-        return error_response(
-            401, "unauthorized", "Missing or invalid credentials: send 'Authorization: Bearer <key>'.",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        return _service_error(request, Unauthenticated())
     return error_response(exc.status_code, "bad_request", str(exc.message))
 
 
@@ -245,14 +249,17 @@ def _switch(switch) -> dict:
 
 # ---------------------------------------------------------------- agents ---
 
-@api.post("/actions", auth=AgentKey(), response={200: ActionOut, 201: ActionOut, **ERRORS}, tags=["actions"])
+@api.post("/actions", auth=AgentKey(remembered_ok=True), response={200: ActionOut, 201: ActionOut, **ERRORS}, tags=["actions"])
 def submit_action(request, body: SubmitIn):
     """Submit an action; the answer says at once whether the agent may execute it."""
     key = request.headers.get("Idempotency-Key")
     if key is not None and not IDEMPOTENCY_KEY.match(key):
         raise InvalidInput("Idempotency-Key must be 1 to 255 printable ASCII characters without spaces.")
     submission = lifecycle.Submission(**{**body.model_dump(), "cost": body.cost.model_dump() if body.cost else None})
-    submitted = lifecycle.action_submit(agent=_agent(request), submission=submission, idempotency_key=key)
+    submitted = lifecycle.action_submit(
+        agent=_agent(request), submission=submission, idempotency_key=key,
+        remembered=request.auth if request.auth.remembered else None,
+    )
     return _action_response(submitted.action, status=201 if submitted.created else 200)
 
 

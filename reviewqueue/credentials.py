@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
@@ -40,10 +41,24 @@ class Principal:
 
     agent: Agent | None = None
     user: AbstractBaseUser | None = None
+    key_hash: str = ""
+    agent_version: str = ""  # the agent row's xmin on PostgreSQL: any change to the agent changes it
+    remembered: bool = False  # from this process's memory of keys, not yet confirmed by the database
 
     @property
     def label(self) -> str:
         return f"agent:{self.agent.name}" if self.agent else f"user:{self.user.get_username()}"
+
+
+class CredentialsChanged(Exception):
+    """A remembered key was revoked or expired, or its agent changed, since this process read them."""
+
+
+CHANGED_SQLSTATE = "RQ401"  # raised by the submit function (migration 0008)
+
+
+def is_changed_error(error: BaseException) -> bool:
+    return getattr(error.__cause__, "sqlstate", None) == CHANGED_SQLSTATE
 
 
 # The agent's columns every agent request needs; the rest load on access.
@@ -53,8 +68,10 @@ _AGENT_COLUMNS = ("id", "name", "scopes", "rate_limit_per_minute", "conversation
 @cache
 def _key_sql() -> str:
     agent_columns = ", ".join(f"a.{rawsql.column(Agent, name)}" for name in _AGENT_COLUMNS)
+    version = "a.xmin::text" if connection.vendor == "postgresql" else "''"
     return (
-        f"SELECT k.{rawsql.column(ApiKey, 'user')}, {agent_columns}"
+        f"SELECT k.{rawsql.column(ApiKey, 'user')}, k.{rawsql.column(ApiKey, 'expires_at')}, {version},"
+        f" {agent_columns}"
         f" FROM {rawsql.table(ApiKey)} k LEFT JOIN {rawsql.table(Agent)} a"
         f" ON a.{rawsql.column(Agent, 'id')} = k.{rawsql.column(ApiKey, 'agent')}"
         f" WHERE k.{rawsql.column(ApiKey, 'key_hash')} = %s AND k.{rawsql.column(ApiKey, 'revoked_at')} IS NULL"
@@ -62,23 +79,97 @@ def _key_sql() -> str:
     )
 
 
-def authenticate_key(raw: str) -> Principal | None:
-    """The live principal behind a key, or None for unknown, revoked or expired keys."""
+def authenticate_key(raw: str, *, remembered_ok: bool = False) -> Principal | None:
+    """The live principal behind a key, or None for unknown, revoked or expired keys.
+
+    With `remembered_ok`, an agent key this process read in the last
+    KEY_MEMORY_SECONDS may come from memory, marked `remembered`: only for a
+    caller that confirms it before acting on it (lifecycle.action_submit's
+    write checks it in SQL), since the key may have been revoked since.
+    """
     if not raw or len(raw) > 200:
         return None
-    # Every agent request runs this: one hand-written indexed lookup (see rawsql).
+    digest = _hash(raw)
+    if remembered_ok and (principal := _recall(digest)):
+        return principal
+    return _authenticate_hash(digest)
+
+
+class KeyCheck:
+    """A remembered principal until the database confirms it: a write can
+    check `pending` in its own SQL, and `confirm()` reads it before any other
+    answer (once)."""
+
+    def __init__(self, principal: Principal | None):
+        self.pending = principal if principal is not None and principal.remembered else None
+
+    def confirm(self) -> None:
+        """Raise CredentialsChanged unless the database still gives the principal."""
+        if self.pending is None:
+            return
+        fresh = _authenticate_hash(self.pending.key_hash)
+        if fresh is None or fresh.agent_version != self.pending.agent_version:
+            raise CredentialsChanged
+        self.pending = None
+
+
+def principal_reread(principal: Principal) -> Principal | None:
+    """The principal behind the same key, as the database has it now."""
+    return _authenticate_hash(principal.key_hash)
+
+
+def _authenticate_hash(digest: str) -> Principal | None:
+    # Every agent request that does not remember its key runs this: one
+    # hand-written indexed lookup (see rawsql).
     with rawsql.cursor() as cursor:
-        cursor.execute(_key_sql(), [_hash(raw), rawsql.datetime_param(timezone.now())])
+        cursor.execute(_key_sql(), [digest, rawsql.datetime_param(timezone.now())])
         row = cursor.fetchone()
     if row is None:
+        _memory.pop(digest, None)
         return None
-    user_id, agent_row = row[0], row[1:]
+    user_id = row[0]
     if user_id is not None:
         user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
-        return Principal(user=user) if user else None
-    values = [rawsql.from_db(Agent._meta.get_field(name), value) for name, value in zip(_AGENT_COLUMNS, agent_row)]
+        return Principal(user=user, key_hash=digest) if user else None
+    principal = _agent_principal(digest, row)
+    if principal is None:
+        _memory.pop(digest, None)
+    elif connection.vendor == "postgresql" and KEY_MEMORY_SECONDS > 0:
+        if len(_memory) >= 10_000:
+            _memory.clear()
+        _memory[digest] = (time.monotonic(), row)
+    return principal
+
+
+def _agent_principal(digest: str, row: tuple, *, remembered: bool = False) -> Principal | None:
+    """A fresh Agent per call from the key query's row: a model instance is
+    not shared between request threads."""
+    values = [rawsql.from_db(Agent._meta.get_field(name), value) for name, value in zip(_AGENT_COLUMNS, row[3:])]
     agent = Agent.from_db(connection.alias, _AGENT_COLUMNS, values)
-    return Principal(agent=agent) if agent.is_active else None
+    if not agent.is_active:
+        return None
+    return Principal(agent=agent, key_hash=digest, agent_version=row[2], remembered=remembered)
+
+
+# On PostgreSQL a submission need not read its key first: the agent keys this
+# process authenticated lately are remembered (key hash → when read, the key
+# query's row), and the submission's own write checks, in the same statement,
+# that the key is still live and the agent row unchanged. Other requests read
+# their key every time.
+KEY_MEMORY_SECONDS = 30
+_memory: dict[str, tuple[float, tuple]] = {}
+
+
+def _recall(digest: str) -> Principal | None:
+    entry = _memory.get(digest)
+    if entry is None:
+        return None
+    read_at, row = entry
+    expires_at = row[1]
+    if time.monotonic() - read_at > KEY_MEMORY_SECONDS or (expires_at is not None and expires_at <= timezone.now()):
+        _memory.pop(digest, None)
+        return None
+    return _agent_principal(digest, row, remembered=True)
 
 
 @transaction.atomic

@@ -26,6 +26,13 @@ class BodyTooLarge(ServiceError):
     status, code = 413, "payload_too_large"
 
 
+class Unauthenticated(ServiceError):
+    status, code = 401, "unauthorized"
+
+    def __init__(self, message: str = "Missing or invalid credentials: send 'Authorization: Bearer <key>'."):
+        super().__init__(message, headers={"WWW-Authenticate": "Bearer"})
+
+
 class NotFound(ServiceError):
     status, code = 404, "not_found"
 

@@ -25,11 +25,13 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from . import killswitch, notifications, rawsql, sla, wakeups
+from . import credentials, killswitch, notifications, rawsql, sla, wakeups
 from .audit import appended, audit_append, audit_append_many, chain_prefix, new_event
 from .canonical import sha256_hex
+from .credentials import CredentialsChanged, Principal
 from .errors import (
-    Forbidden, IdempotencyConflict, IllegalTransition, InvalidInput, KillSwitchEngaged, ScopeDenied,
+    Forbidden, IdempotencyConflict, IllegalTransition, InvalidInput, KillSwitchEngaged, RateLimited, ScopeDenied,
+    Unauthenticated,
 )
 from .models import (
     Action, Agent, Decision, DecisionKind, IdempotencyKey, KillSwitch, Outcome, ReviewState, Status, Tier,
@@ -63,14 +65,38 @@ class Submitted:
     created: bool  # False when an Idempotency-Key replayed an earlier submission
 
 
-def action_submit(*, agent: Agent, submission: Submission, idempotency_key: str | None = None) -> Submitted:
+def action_submit(
+    *, agent: Agent, submission: Submission, idempotency_key: str | None = None,
+    remembered: Principal | None = None,
+) -> Submitted:
     """Decide at once whether the agent may execute, and record the action.
 
     Order matters: scope (403, audited), idempotent replay (no new counting),
     rate limit (429, nothing written), kill switch (423, audited), then route
     and write.
+
+    `remembered` is the agent's principal when it came from this process's
+    memory of keys: the write checks it in SQL, and every other answer
+    confirms it first. If the key or the agent changed meanwhile, the
+    submission starts over with what the database has now.
     """
+    if remembered is not None:
+        try:
+            return _submit(agent, submission, idempotency_key, remembered)
+        except CredentialsChanged:
+            fresh = credentials.principal_reread(remembered)
+            if fresh is None or fresh.agent is None:
+                raise Unauthenticated() from None
+            agent = fresh.agent
+    return _submit(agent, submission, idempotency_key, None)
+
+
+def _submit(
+    agent: Agent, submission: Submission, idempotency_key: str | None, remembered: Principal | None,
+) -> Submitted:
+    check = credentials.KeyCheck(remembered)
     if not agent.allows(submission.action_type):
+        check.confirm()
         with transaction.atomic():
             audit_append(
                 kind="action.scope_denied", actor=f"agent:{agent.name}", agent=agent,
@@ -81,15 +107,21 @@ def action_submit(*, agent: Agent, submission: Submission, idempotency_key: str 
             details={"action_type": submission.action_type, "scopes": agent.scopes},
         )
     fingerprint = submission.fingerprint()
-    if idempotency_key and (replay := _replay(agent, idempotency_key, fingerprint)):
-        return replay
+    if idempotency_key:
+        check.confirm()
+        if replay := _replay(agent, idempotency_key, fingerprint):
+            return replay
 
     limits = [("agent", agent.name, agent.rate_limit_per_minute)]
     if submission.conversation_id:
         limits.append(
             ("conversation", f"{agent.name}:{submission.conversation_id}", agent.conversation_rate_limit_per_minute)
         )
-    rate_limit_hit(limits=limits)
+    try:
+        rate_limit_hit(limits=limits)
+    except RateLimited:
+        check.confirm()
+        raise
 
     decided = riskrouter.route(
         riskrouter.ActionInput(
@@ -103,10 +135,11 @@ def action_submit(*, agent: Agent, submission: Submission, idempotency_key: str 
     )
     write = _prepare(agent, submission, decided, idempotency=(idempotency_key, fingerprint))
     try:
-        _write_submission(write)
+        _write_submission(write, check)
     except IntegrityError:
         # A concurrent request with the same Idempotency-Key committed first;
         # ours rolled back whole, so answer as its replay.
+        check.confirm()
         if idempotency_key and (replay := _replay(agent, idempotency_key, fingerprint)):
             return replay
         raise
@@ -199,24 +232,29 @@ def _prepare(
     )
 
 
-def _write_submission(write: _Write) -> None:
+def _write_submission(write: _Write, check: credentials.KeyCheck | None = None) -> None:
     """The action, its Idempotency-Key and its audit event in one transaction,
     or only a refusal event if a kill switch covers it.
 
     Outside any other transaction on PostgreSQL the whole transaction is one
     call that expects no switch engaged: one round trip (a thread waits for
     the GIL after every round trip, and under load those waits were a large
-    part of a submission's time) and plans PostgreSQL keeps. When a switch is
-    engaged, or elsewhere (SQLite, inside a test's transaction), the switches
-    are read first.
+    part of a submission's time) and plans PostgreSQL keeps; it also checks a
+    key remembered but not yet confirmed. When a switch is engaged, or
+    elsewhere (SQLite, inside a test's transaction), the key is confirmed and
+    the switches are read first.
     """
     if connection.vendor == "postgresql" and not connection.in_atomic_block:
         try:
-            _write_in_one_call(write)
+            _write_in_one_call(write, check.pending if check else None)
             return
         except DatabaseError as error:
+            if credentials.is_changed_error(error):
+                raise CredentialsChanged from error
             if not killswitch.is_engaged_error(error):
                 raise
+    if check:
+        check.confirm()
     action = write.action
     with transaction.atomic():
         write.engaged = killswitch.engaged_covering(
@@ -234,16 +272,18 @@ def _write_submission(write: _Write) -> None:
         audit_append(**write.event)
 
 
-def _write_in_one_call(write: _Write) -> None:
-    """The function of migration 0007: the kill-switch check, the INSERTs and
-    the audit event, as one prepared statement that is its own transaction."""
+def _write_in_one_call(write: _Write, unconfirmed: Principal | None) -> None:
+    """The function of migration 0008: the key check, the kill-switch check,
+    the INSERTs and the audit event, as one prepared statement that is its
+    own transaction."""
     rows = [write.action, write.key] if write.key else [write.action]
     event = new_event(**write.event)
     prefix = chain_prefix(event)
     with rawsql.cursor() as cursor:
-        cursor.execute("SELECT seq, prev_hash, hash FROM reviewqueue_submit(%s, %s, %s, %s)", [
+        cursor.execute("SELECT seq, prev_hash, hash FROM reviewqueue_submit(%s, %s, %s, %s, %s, %s)", [
             rawsql.row_json(write.action), rawsql.row_json(write.key) if write.key else None,
             rawsql.row_json(event), prefix,
+            unconfirmed.key_hash if unconfirmed else None, unconfirmed.agent_version if unconfirmed else None,
         ])
         appended(event, cursor.fetchone())
     rawsql.inserted(rows)

@@ -14,6 +14,7 @@ import threading
 from datetime import UTC, datetime
 
 import redis
+from redis.commands.core import Script
 from django.conf import settings
 from django.core.cache import cache as django_cache
 from django.db import connection
@@ -25,29 +26,34 @@ from .models import RateCounter
 WINDOW_SECONDS = 60
 
 
-_clients: dict[str, redis.Redis] = {}
-_clients_lock = threading.Lock()
+# Every counter in one round trip and one reply: Redis runs a script
+# atomically, and a window's expiry is set once, by its first hit.
+_HIT_ALL = """
+local counts = {}
+for i, key in ipairs(KEYS) do
+    counts[i] = redis.call('INCR', key)
+    if counts[i] == 1 then redis.call('EXPIRE', key, ARGV[1]) end
+end
+return counts
+"""
+_scripts: dict[str, Script] = {}
+_scripts_lock = threading.Lock()
 
 
-def _redis() -> redis.Redis:
+def _hit_script() -> Script:
     """One client per process, made under a lock: racing first requests must
     not build two (a dropped client closes the connections it handed out)."""
-    with _clients_lock:
-        if settings.REDIS_URL not in _clients:
-            _clients[settings.REDIS_URL] = redis.Redis.from_url(settings.REDIS_URL)
-        return _clients[settings.REDIS_URL]
+    with _scripts_lock:
+        if settings.REDIS_URL not in _scripts:
+            _scripts[settings.REDIS_URL] = redis.Redis.from_url(settings.REDIS_URL).register_script(_HIT_ALL)
+        return _scripts[settings.REDIS_URL]
 
 
 def _hit_all(keys: list[str], *, window_end: datetime) -> list[int]:
     """Count one hit on each key; return the new counts."""
     ttl = WINDOW_SECONDS + 5
     if settings.REVIEWQUEUE["RATE_LIMIT_BACKEND"] == "cache" and settings.REDIS_URL:
-        # Every counter in one round trip: INCR and EXPIRE in MULTI/EXEC.
-        pipe = _redis().pipeline(transaction=True)
-        for key in keys:
-            pipe.incr(key)
-            pipe.expire(key, ttl)
-        return pipe.execute()[::2]
+        return _hit_script()(keys=keys, args=[ttl])
     if settings.REVIEWQUEUE["RATE_LIMIT_BACKEND"] == "cache":
         return [_cache_hit(key, ttl) for key in keys]
     table = RateCounter._meta.db_table

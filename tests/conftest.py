@@ -25,10 +25,11 @@ def _fresh_cache():
     transaction; start each test clean."""
     from django.core.cache import cache
 
-    from reviewqueue import lifecycle, sla
+    from reviewqueue import credentials, lifecycle, sla
 
     yield
     cache.clear()
+    credentials._memory.clear()
     lifecycle._SEEN.clear()
     sla.policies_invalidate()
 

@@ -4,10 +4,15 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from reviewqueue.credentials import agent_key_issue, agent_keys_revoke, user_token_issue
+from reviewqueue.killswitch import kill_switch_set
+from reviewqueue.models import Action, Agent, AuditEvent
+from tests.conftest import make_agent
 
 pytestmark = pytest.mark.django_db
 
@@ -112,3 +117,93 @@ def test_a_new_user_token_revokes_the_previous_one(ops_user):
     second = user_token_issue(user=ops_user, actor="test")
     assert Client(HTTP_AUTHORIZATION=f"Bearer {first}").get("/api/v1/ops/kill-switch").status_code == 401
     assert Client(HTTP_AUTHORIZATION=f"Bearer {second}").get("/api/v1/ops/kill-switch").status_code == 200
+
+
+# A submission's key comes from the process's memory on PostgreSQL, and its
+# write checks it in SQL; these commit, so they take that path there.
+committing = pytest.mark.django_db(transaction=True)
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="keys are remembered on PostgreSQL only; CI runs it")
+@committing
+def test_a_submission_with_a_remembered_key_reads_no_key_first(agent_client):
+    assert agent_client.submit().status_code == 201
+    statements = []
+
+    def record(execute, sql, params, many, context):
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        response = agent_client.submit()
+
+    assert response.status_code == 201
+    assert not any("reviewqueue_apikey" in sql for sql in statements)
+    assert "reviewqueue_submit" in statements[-1]  # the one call, which checks the key itself
+    with connection.execute_wrapper(record):
+        assert agent_client.get("/kill-switch").status_code == 200
+    assert "reviewqueue_apikey" in statements[-2]  # other endpoints read their key every time
+
+
+@committing
+def test_a_key_revoked_after_it_was_remembered_is_refused_at_once(agent_client):
+    assert agent_client.submit().status_code == 201
+    before = (Action.objects.count(), AuditEvent.objects.count())
+    agent_keys_revoke(agent=agent_client.agent, actor="test")
+    after_revoking = AuditEvent.objects.count()
+
+    response = agent_client.submit(summary="after the revocation")
+
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthorized"
+    assert response["WWW-Authenticate"] == "Bearer"
+    assert Action.objects.count() == before[0]
+    assert AuditEvent.objects.count() == after_revoking == before[1] + 1
+
+
+@committing
+def test_an_agent_deactivated_after_its_key_was_remembered_is_refused_at_once(agent_client):
+    assert agent_client.submit().status_code == 201
+    Agent.objects.filter(pk=agent_client.agent.pk).update(is_active=False)
+
+    assert agent_client.submit().status_code == 401
+    assert Action.objects.count() == 1
+
+
+@committing
+def test_scopes_narrowed_after_the_key_was_remembered_apply_at_once(agent_client):
+    assert agent_client.submit(action_type="crm.lookup", tool="").status_code == 201
+    Agent.objects.filter(pk=agent_client.agent.pk).update(scopes=["crm.*"])
+
+    response = agent_client.submit(action_type="payments.refund")
+
+    assert response.status_code == 403
+    assert response.json()["error"]["details"]["scopes"] == ["crm.*"]
+    assert not Action.objects.filter(action_type="payments.refund").exists()
+    assert AuditEvent.objects.filter(kind="action.scope_denied").count() == 1
+
+
+@committing
+def test_scopes_widened_after_the_key_was_remembered_apply_at_once(db):
+    client = make_agent(scopes=["crm.*"])
+    assert client.submit(action_type="crm.lookup", tool="").status_code == 201
+    assert client.submit(action_type="payments.refund").status_code == 403
+    Agent.objects.filter(pk=client.agent.pk).update(scopes=["crm.*", "payments.*"])
+
+    assert client.submit(action_type="payments.refund").status_code == 201
+
+
+@committing
+def test_a_revoked_remembered_key_gets_401_not_a_replay_a_429_or_a_423(db):
+    client = make_agent(rate_limit_per_minute=1)
+    first = client.submit(idempotency_key="k-1")
+    assert first.status_code == 201
+    assert client.submit(summary="over the limit").status_code == 429
+    agent_keys_revoke(agent=client.agent, actor="test")
+
+    assert client.submit(idempotency_key="k-1").status_code == 401
+    assert client.submit(summary="over the limit").status_code == 401
+    kill_switch_set(scope="global", engaged=True, reason="incident", actor="cli")
+    assert client.submit(summary="while halted").status_code == 401
+    assert not AuditEvent.objects.filter(kind="action.refused_kill_switch").exists()

@@ -138,7 +138,7 @@ def test_every_answer_matches_the_documented_action_schema(agent_client, reviewe
 ], ids=["full", "unicode-and-nulls", "required-only"])
 def test_a_committed_submission_reads_back_exactly_as_it_was_answered(body):
     """Outside a test transaction on PostgreSQL the action is written from a
-    JSON row by the submit function (migration 0007): every field must come
+    JSON row by the submit function (migrations 0007, 0008): every field must come
     back as the agent was told, and the audit chain must verify."""
     client = make_agent("billing-bot")
     answered = client.submit(body)
@@ -161,7 +161,7 @@ def test_the_submit_function_checks_under_the_lock_that_engaging_the_kill_switch
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_submit_function_migration_reverses_and_reapplies():
+def test_the_submit_function_migrations_reverse_and_reapply():
     call_command("migrate", "reviewqueue", "0006", verbosity=0)
     call_command("migrate", "reviewqueue", verbosity=0)
 

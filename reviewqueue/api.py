@@ -17,7 +17,7 @@ from ninja import Field, NinjaAPI, Query, Schema
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.security import HttpBearer
-from pydantic import ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr, field_validator
+from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr, field_validator
 
 from . import killswitch, lifecycle, selectors, wakeups
 from .credentials import Principal, authenticate_key
@@ -104,14 +104,16 @@ def _location(loc) -> tuple:
 
 # ---------------------------------------------------------------- schemas ---
 
-class Cost(Schema):
+# Request bodies are plain pydantic models: a ninja Schema with extra="forbid"
+# validates every body twice (once more through its ORM getter).
+class Cost(BaseModel):
     model_config = ConfigDict(extra="forbid")
     input_tokens: Annotated[StrictInt, Field(ge=0, le=10**12)] | None = None
     output_tokens: Annotated[StrictInt, Field(ge=0, le=10**12)] | None = None
     usd: Annotated[StrictFloat | StrictInt, Field(ge=0, le=10**9)] | None = None
 
 
-class SubmitIn(Schema):
+class SubmitIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     action_type: Annotated[StrictStr, Field(pattern=ACTION_TYPE, examples=["payments.refund"])]
     payload: dict[str, Any]

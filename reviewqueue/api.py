@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import URLValidator
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from ninja import Field, NinjaAPI, Query, Schema
 from ninja.errors import AuthenticationError, HttpError
@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, 
 from . import killswitch, lifecycle, selectors, wakeups
 from .credentials import Principal, authenticate_key
 from .errors import Forbidden, InvalidInput, ServiceError, Unauthenticated
-from .jsonbody import StrictJsonParser
+from .jsonbody import StrictJsonParser, json_response
 from .middleware import error_response
 from .models import KillSwitch
 from .serializers import action_json
@@ -232,10 +232,10 @@ class SwitchSetOut(SwitchOut):
 ERRORS = {code: ErrorOut for code in (400, 401, 403, 404, 409, 413, 422, 423, 429, 503)}
 
 
-def _action_response(action, *, status: int = 200) -> JsonResponse:
+def _action_response(action, *, status: int = 200) -> HttpResponse:
     """The action as JSON. `action_json` is the one shape ActionOut documents;
     returning a response skips re-validating our own output on the hot path."""
-    return JsonResponse(action_json(action), status=status, json_dumps_params={"ensure_ascii": False})
+    return json_response(action_json(action), status=status)
 
 
 def _agent(request) -> Any:

@@ -1,14 +1,19 @@
-"""Reading an untrusted JSON body: size, syntax, depth and text that the
-database would choke on, each refused with its own clear error."""
+"""JSON in and out of the API. Reading an untrusted body: size, syntax,
+depth and text that the database would choke on, each refused with its own
+clear error. Writing: orjson, in Django's formats."""
 
 from __future__ import annotations
 
 import json
 import math
+
+import orjson
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.core.serializers.json import DjangoJSONEncoder
+from django.http import HttpResponse
 from ninja.parser import Parser
 
 from .errors import BodyTooLarge, InvalidInput, MalformedJson
@@ -80,3 +85,21 @@ class StrictJsonParser(Parser):
         if not isinstance(value, dict):
             raise InvalidInput("The body must be a JSON object.")
         return value
+
+
+_django_default = DjangoJSONEncoder().default
+
+
+def json_bytes(value: Any) -> bytes:
+    """`value` as UTF-8 JSON, datetimes as Django writes them (milliseconds,
+    "Z"). orjson is some ten times faster than the stdlib on an action; it
+    refuses integers beyond 64 bits, which an agent's payload may hold, and
+    those go through the stdlib."""
+    try:
+        return orjson.dumps(value, default=_django_default, option=orjson.OPT_PASSTHROUGH_DATETIME)
+    except orjson.JSONEncodeError:
+        return json.dumps(value, cls=DjangoJSONEncoder, ensure_ascii=False).encode()
+
+
+def json_response(value: Any, *, status: int = 200) -> HttpResponse:
+    return HttpResponse(json_bytes(value), status=status, content_type="application/json")

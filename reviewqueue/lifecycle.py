@@ -211,9 +211,10 @@ def _prepare(
         next_deadline_at=datetime.fromisoformat(chain[0]["due_at"]) if chain else None,
         created_at=now, updated_at=now,
     )
+    payload_sha256 = sha256_hex(submission.payload)
     if status == Status.APPROVED:
         action.approved_payload = submission.payload
-        action.approved_payload_sha256 = sha256_hex(submission.payload)
+        action.approved_payload_sha256 = payload_sha256
         action.decided_at = now
         action.decision_by_label = f"router:{tier}"
     key, fingerprint = idempotency
@@ -226,7 +227,7 @@ def _prepare(
             data={
                 "action_type": action.action_type, "status": status, "tier": tier,
                 "score": decided.score, "reasons": list(decided.reasons), "model_version": decided.model_version,
-                "payload_sha256": sha256_hex(submission.payload),
+                "payload_sha256": payload_sha256,
             },
         ),
     )

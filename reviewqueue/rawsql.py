@@ -26,6 +26,8 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import JSONField, Model
 from psycopg.types.json import Jsonb
 
+from .jsonbody import json_bytes
+
 
 def db():
     """The default connection itself: every attribute read through the
@@ -88,7 +90,7 @@ def row_json(obj: Model) -> Jsonb:
             elif isinstance(value, UUID | Decimal):
                 value = str(value)
         row[field.column] = value
-    return Jsonb(row)
+    return Jsonb(row, dumps=json_bytes)
 
 
 def inserted(objs: list[Model]) -> None:

@@ -131,7 +131,7 @@ def test_every_answer_matches_the_documented_action_schema(agent_client, reviewe
     submission(
         action_type="GmailSendEmail", tool="", conversation_id="", callback_url="", context=None, cost=None,
         summary="Envoyer le devis à l'équipe — 見積書 🚀",
-        payload={"to": ["a@acme.example"], "nested": {"deep": [1, 2.5, -0.0001, 10**18, True, None, ""]},
+        payload={"to": ["a@acme.example"], "nested": {"deep": [1, 2.5, -0.0001, 10**18, 10**30, True, None, ""]},
                  "unicode": "naïve ☃ \u2028", "empty": {}},
     ),
     {"action_type": "db.rows.delete", "payload": {"table": "backups", "where": "age > 30"}, "summary": "Prune"},

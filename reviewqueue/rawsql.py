@@ -82,15 +82,21 @@ def row_json(obj: Model) -> Jsonb:
     jsonb_populate_record (see migration 0007): JSON fields as they are,
     dates and times in ISO 8601 to the microsecond, UUIDs and decimals as text."""
     row = {}
-    for field in obj._meta.concrete_fields:
-        value = getattr(obj, field.attname)
-        if value is not None and not isinstance(field, JSONField):
+    values = obj.__dict__
+    for column, attname, is_json in _row_fields(type(obj)):
+        value = values[attname]
+        if value is not None and not is_json:
             if isinstance(value, date | time):
                 value = value.isoformat()
             elif isinstance(value, UUID | Decimal):
                 value = str(value)
-        row[field.column] = value
+        row[column] = value
     return Jsonb(row, dumps=json_bytes)
+
+
+@cache
+def _row_fields(model: type[Model]) -> tuple[tuple[str, str, bool], ...]:
+    return tuple((f.column, f.attname, isinstance(f, JSONField)) for f in model._meta.concrete_fields)
 
 
 def inserted(objs: list[Model]) -> None:

@@ -85,6 +85,7 @@ def main():
         ("floor view (parse + 1 INSERT)", lambda: request("/bench/floor")),
         ("POST /api/v1/actions", lambda: request("/api/v1/actions")),
         ("  authenticate_key", lambda: authenticate_key(key)),
+        ("  authenticate_key, remembered", lambda: authenticate_key(key, remembered_ok=True)),
         ("  rate_limit_hit", lambda: rate_limit_hit(limits=[("agent", agent.name, 10**9)])),
         ("  riskrouter.route", lambda: riskrouter.route(action)),
         ("  kill switch (own transaction)",

@@ -98,7 +98,7 @@ def json_bytes(value: Any) -> bytes:
     try:
         return orjson.dumps(value, default=_django_default, option=orjson.OPT_PASSTHROUGH_DATETIME)
     except orjson.JSONEncodeError:
-        return json.dumps(value, cls=DjangoJSONEncoder, ensure_ascii=False).encode()
+        return json.dumps(value, cls=DjangoJSONEncoder, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def json_response(value: Any, *, status: int = 200) -> HttpResponse:

@@ -10,7 +10,7 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cache
 
 from django.contrib.auth import get_user_model
@@ -131,45 +131,55 @@ def _authenticate_hash(digest: str) -> Principal | None:
     if user_id is not None:
         user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
         return Principal(user=user, key_hash=digest) if user else None
-    principal = _agent_principal(digest, row)
+    values = [rawsql.from_db(Agent._meta.get_field(name), value) for name, value in zip(_AGENT_COLUMNS, row[3:])]
+    principal = _agent_principal(digest, values, version=row[2])
     if principal is None:
         _memory.pop(digest, None)
     elif connection.vendor == "postgresql" and KEY_MEMORY_SECONDS > 0:
         if len(_memory) >= 10_000:
             _memory.clear()
-        _memory[digest] = (time.monotonic(), row)
+        _memory[digest] = _Remembered(time.monotonic(), row[1], row[2], values)
     return principal
 
 
-def _agent_principal(digest: str, row: tuple, *, remembered: bool = False) -> Principal | None:
-    """A fresh Agent per call from the key query's row: a model instance is
-    not shared between request threads."""
-    values = [rawsql.from_db(Agent._meta.get_field(name), value) for name, value in zip(_AGENT_COLUMNS, row[3:])]
-    agent = Agent.from_db(connection.alias, _AGENT_COLUMNS, values)
+def _agent_principal(digest: str, values: list, *, version: str, remembered: bool = False) -> Principal | None:
+    """A fresh Agent per call (a model instance is not shared between request
+    threads), from the key query's agent columns as the ORM reads them."""
+    agent = Agent.from_db(connection.alias, _AGENT_COLUMNS, [list(v) if type(v) is list else v for v in values])
     if not agent.is_active:
         return None
-    return Principal(agent=agent, key_hash=digest, agent_version=row[2], remembered=remembered)
+    return Principal(agent=agent, key_hash=digest, agent_version=version, remembered=remembered)
 
 
 # On PostgreSQL a submission need not read its key first: the agent keys this
-# process authenticated lately are remembered (key hash → when read, the key
-# query's row), and the submission's own write checks, in the same statement,
-# that the key is still live and the agent row unchanged. Other requests read
+# process authenticated lately are remembered (key hash → what the key query
+# gave), and the submission's own write checks, in the same statement, that
+# the key is still live and the agent row unchanged. Other requests read
 # their key every time.
 KEY_MEMORY_SECONDS = 30
-_memory: dict[str, tuple[float, tuple]] = {}
+
+
+@dataclass(frozen=True)
+class _Remembered:
+    read_at: float  # time.monotonic()
+    expires_at: datetime | None
+    agent_version: str
+    values: list  # _AGENT_COLUMNS
+
+
+_memory: dict[str, _Remembered] = {}
 
 
 def _recall(digest: str) -> Principal | None:
     entry = _memory.get(digest)
     if entry is None:
         return None
-    read_at, row = entry
-    expires_at = row[1]
-    if time.monotonic() - read_at > KEY_MEMORY_SECONDS or (expires_at is not None and expires_at <= timezone.now()):
+    if time.monotonic() - entry.read_at > KEY_MEMORY_SECONDS or (
+        entry.expires_at is not None and entry.expires_at <= timezone.now()
+    ):
         _memory.pop(digest, None)
         return None
-    return _agent_principal(digest, row, remembered=True)
+    return _agent_principal(digest, entry.values, version=entry.agent_version, remembered=True)
 
 
 @transaction.atomic

@@ -100,7 +100,9 @@ class Outcome(models.TextChoices):
 
 class Action(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
-    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="actions")
+    # No index of its own: action_agent_recent and action_conversation lead
+    # with it, and every submission would pay for a third.
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="actions", db_index=False)
     action_type = models.CharField(max_length=128)
     tool = models.CharField(max_length=200, blank=True)
     payload = models.JSONField()
@@ -274,11 +276,14 @@ class AuditEvent(models.Model):
     agent = models.ForeignKey(Agent, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     data = models.JSONField(default=dict)
     prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    hash = models.CharField(max_length=64)
 
     class Meta:
         ordering = ["seq"]
         indexes = [models.Index(fields=["created_at"], name="audit_created")]
+        # A constraint rather than unique=True, which on PostgreSQL also
+        # builds a LIKE index that every append would pay for and nothing uses.
+        constraints = [models.UniqueConstraint(fields=["hash"], name="audit_hash_unique")]
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.kind}"

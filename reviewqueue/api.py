@@ -260,7 +260,9 @@ def _switch(switch) -> dict:
 
 # ---------------------------------------------------------------- agents ---
 
-@api.post("/actions", auth=AgentKey(remembered_ok=True), response={200: ActionOut, 201: ActionOut, **ERRORS}, tags=["actions"])
+@api.post(
+    "/actions", auth=AgentKey(remembered_ok=True), response={200: ActionOut, 201: ActionOut, **ERRORS}, tags=["actions"],
+)
 def submit_action(request, body: SubmitIn):
     """Submit an action; the answer says at once whether the agent may execute it."""
     key = request.headers.get("Idempotency-Key")

@@ -196,6 +196,14 @@ def _any_pattern(patterns: tuple[str, ...]):
     return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns)).match
 
 
+@functools.lru_cache(maxsize=4096)
+def _pattern_hit(patterns: tuple[str, ...], names: tuple[str, ...]) -> bool:
+    """Whether any pattern matches any name form; agents send the same few
+    action types and tools over and over, so the answers are remembered."""
+    any_pattern = _any_pattern(patterns)
+    return any_pattern is not None and any(n and any_pattern(n) for n in names)
+
+
 def _name_forms(action: ActionInput, analysis: Analysis) -> tuple[str, ...]:
     return (action.action_type.lower(), action.tool.lower(), "_".join(analysis.type_words))
 
@@ -255,8 +263,7 @@ def evaluate(policy: Policy, *, action: ActionInput, analysis: Analysis) -> Poli
     fired: list[str] = []
     four_eyes = False
     names = _name_forms(action, analysis)
-    any_pattern = _any_pattern(tuple(r.match.lower() for r in policy.rules if r.kind == "pattern"))
-    pattern_hit = any_pattern is not None and any(n and any_pattern(n) for n in names)
+    pattern_hit = _pattern_hit(tuple(r.match.lower() for r in policy.rules if r.kind == "pattern"), names)
     indicators = set(analysis.indicators.names())
     if analysis.read_only_type:
         indicators.add("read_only")

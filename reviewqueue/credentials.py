@@ -58,7 +58,7 @@ CHANGED_SQLSTATE = "RQ401"  # raised by the submit function (migration 0008)
 
 
 def is_changed_error(error: BaseException) -> bool:
-    return getattr(error.__cause__, "sqlstate", None) == CHANGED_SQLSTATE
+    return rawsql.sqlstate(error) == CHANGED_SQLSTATE
 
 
 # The agent's columns every agent request needs; the rest load on access.

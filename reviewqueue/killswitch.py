@@ -55,7 +55,7 @@ ENGAGED_SQLSTATE = "RQ423"
 
 
 def is_engaged_error(error: BaseException) -> bool:
-    return getattr(error.__cause__, "sqlstate", None) == ENGAGED_SQLSTATE
+    return rawsql.sqlstate(error) == ENGAGED_SQLSTATE
 
 
 @cache

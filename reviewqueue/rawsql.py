@@ -123,3 +123,9 @@ def from_db(field, value):
     if value is not None and hasattr(field, "from_db_value"):
         return field.from_db_value(value, None, db())
     return value
+
+
+def sqlstate(error: BaseException) -> str | None:
+    """The SQLSTATE under a database error Django wrapped (our functions
+    raise their own, e.g. RQ423), or None."""
+    return getattr(error.__cause__, "sqlstate", None)

@@ -36,17 +36,21 @@ for i, key in ipairs(KEYS) do
 end
 return counts
 """
-_scripts: dict[str, Script] = {}
-_scripts_lock = threading.Lock()
+_per_thread = threading.local()
 
 
 def _hit_script() -> Script:
-    """One client per process, made under a lock: racing first requests must
-    not build two (a dropped client closes the connections it handed out)."""
-    with _scripts_lock:
-        if settings.REDIS_URL not in _scripts:
-            _scripts[settings.REDIS_URL] = redis.Redis.from_url(settings.REDIS_URL).register_script(_HIT_ALL)
-        return _scripts[settings.REDIS_URL]
+    """This thread's client, with a connection of its own: redis-py's shared
+    pool (checkout, release, health checks) cost more CPU per call than the
+    call's own round trip."""
+    scripts = getattr(_per_thread, "scripts", None)
+    if scripts is None:
+        scripts = _per_thread.scripts = {}
+    script = scripts.get(settings.REDIS_URL)
+    if script is None:
+        client = redis.Redis.from_url(settings.REDIS_URL, single_connection_client=True)
+        script = scripts[settings.REDIS_URL] = client.register_script(_HIT_ALL)
+    return script
 
 
 def _hit_all(keys: list[str], *, window_end: datetime) -> list[int]:

@@ -70,6 +70,10 @@ WRITE_VERBS = frozenset(
 
 
 VERB_FAMILIES = {**{k.replace(" ", "_"): v for k, v in BLOCKING_WORDS.items()}, "reads": READ_WORDS}
+_FAMILIES_OF: dict[str, tuple[str, ...]] = {}
+for _family, _vocabulary in VERB_FAMILIES.items():
+    for _word in _vocabulary:
+        _FAMILIES_OF[_word] = (*_FAMILIES_OF.get(_word, ()), _family)
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,8 +273,9 @@ def featurize(analysis: Analysis, *, agent_is_new: bool = False, action_type_is_
     for a, b in zip(words, words[1:]):
         out[f"t2={a}_{b}"] = 1.0
     # Coarse verb families generalize to tools never seen in training.
-    for family, vocabulary in VERB_FAMILIES.items():
-        if any(w in vocabulary for w in words):
+    families = {family for w in words for family in _FAMILIES_OF.get(w, ())}
+    for family in VERB_FAMILIES:
+        if family in families:
             out["family=" + family] = 1.0
     if analysis.summary_words:
         out["sv=" + analysis.summary_words[0]] = 1.0

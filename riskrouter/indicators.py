@@ -152,7 +152,7 @@ _TRIGGERS: dict[str, tuple[str, ...]] = {
     "injection": (
         "ignore", "disregard", "forget", "override", "bypass", "instruction", "system", "you are now", "tell",
         "inform", "notify", "alert", "mention", "without", "you must", "<|", "[system", "begin", "jailbreak",
-        "assistant", "agent", "ai",
+        "assistant", "agent",
     ),
     "privilege": ("grant", "admin", "owner", "superuser", "sudo", "usermod", "roles/", "role", "permission", "access",
                   "wheel", "editor", "maintainer", "root", "write"),
@@ -164,7 +164,7 @@ _TRIGGERS: dict[str, tuple[str, ...]] = {
 
 
 def _triggered(kind: str, lowered: str) -> bool:
-    return any(t in lowered for t in _TRIGGERS[kind])
+    return any(map(lowered.__contains__, _TRIGGERS[kind]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,12 +301,17 @@ def find_secrets(text: str) -> list[str]:
     lowered = text.lower()
     return [
         name for name, triggers, pattern in _SECRETS
-        if any(t in lowered for t in triggers) and pattern.search(text)
+        if any(map(lowered.__contains__, triggers)) and pattern.search(text)
     ]
 
 
+# "ai" is a trigger only as a word: as a substring it is in "email", "maintain"...
+_AI_WORD = re.compile(r"\bai\b")
+
+
 def find_injection(text: str) -> list[str]:
-    if not _triggered("injection", text.lower()):
+    lowered = text.lower()
+    if not (_triggered("injection", lowered) or ("ai" in lowered and _AI_WORD.search(lowered))):
         return []
     return [m.group().strip()[:60] for m in _INJECTION.finditer(text)]
 

@@ -43,8 +43,20 @@ def parse_json_body(body: bytes) -> Any:
         raise InvalidInput(f"JSON nested deeper than {limits['MAX_JSON_DEPTH']} levels.") from None
     except ValueError as exc:  # JSONDecodeError, bad UTF-8, NaN, overlong integers
         raise MalformedJson(f"The body is not valid JSON: {exc}") from None
-    check_json_value(value, max_depth=limits["MAX_JSON_DEPTH"])
+    if not _plainly_safe(body, max_depth=limits["MAX_JSON_DEPTH"]):
+        check_json_value(value, max_depth=limits["MAX_JSON_DEPTH"])
     return value
+
+
+def _plainly_safe(body: bytes, *, max_depth: int) -> bool:
+    """Whether the bytes alone show what check_json_value would find: without
+    escapes (\\u), NUL bytes (no UTF-16) or 0xED bytes (surrogates in UTF-8,
+    which the parser lets through) no string can hold a NUL or a lone
+    surrogate, and with no more brackets than `max_depth` nothing nests deeper."""
+    return (
+        b"\\u" not in body and b"\x00" not in body and b"\xed" not in body
+        and body.count(b"{") + body.count(b"[") <= max_depth
+    )
 
 
 def check_json_value(value: Any, *, max_depth: int) -> None:

@@ -33,6 +33,7 @@ _MONEY_IN_TEXT = re.compile(
     r"|\b(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?\s*([kKmM])?\s*(?:usd|eur|gbp|cad|aud|chf|dollars|euros|pounds)\b",
     re.IGNORECASE,
 )
+_DIGIT = re.compile(r"\d")
 _NUMBER = re.compile(r"^\s*[$€£]?\s*-?\d{1,3}(?:,\d{3})*(?:\.\d+)?\s*$|^\s*-?\d+(?:\.\d+)?\s*$")
 _AMOUNT_WORDS = frozenset("amount total price cost payout budget sum balance value net gross limit money".split())
 _AMOUNT_STRONG = frozenset("amount total price cost payout budget net gross".split())
@@ -139,7 +140,9 @@ def _as_number(value: Any) -> float | None:
 
 
 def _text_amounts(text: str) -> list[float]:
-    found = []
+    found: list[float] = []
+    if not _DIGIT.search(text):  # most summaries name no sum; the money scan is the slow part
+        return found
     for m in _MONEY_IN_TEXT.finditer(text):
         whole, cents, scale = (m.group(1), m.group(2), m.group(3)) if m.group(1) else (m.group(4), m.group(5), m.group(6))
         value = float(whole.replace(",", "")) + (float(f"0.{cents}") if cents else 0.0)

@@ -387,15 +387,17 @@ def detect(
         key.lower().replace("-", "_") in _DRY_RUN_KEYS and value.lower() in {"true", "1", "yes"}
         for key, value in key_values
     )
-    has_digits = _DIGIT.search(text) is not None
+    # Each finder needs so many digits at least (a phone 7, an SSN 9, a card
+    # 13): counting them once skips the scans that cannot match.
+    digits = len(_DIGIT.findall(text))
     read_only = all_read(list(commands))
     return Indicators(
         emails=emails,
         external_recipients=tuple(dict.fromkeys(external)),
-        phones=tuple(dict.fromkeys(find_phones(text, default_region=default_region))) if has_digits else (),
-        cards=tuple(dict.fromkeys(find_cards(text))) if has_digits else (),
-        ibans=tuple(dict.fromkeys(find_ibans(text))) if has_digits else (),
-        ssns=tuple(dict.fromkeys(m.group()[-4:] for m in _SSN.finditer(text))) if has_digits else (),
+        phones=tuple(dict.fromkeys(find_phones(text, default_region=default_region))) if digits >= 7 else (),
+        cards=tuple(dict.fromkeys(find_cards(text))) if digits >= 13 else (),
+        ibans=tuple(dict.fromkeys(find_ibans(text))) if digits >= 2 else (),
+        ssns=tuple(dict.fromkeys(m.group()[-4:] for m in _SSN.finditer(text))) if digits >= 9 else (),
         secrets=tuple(dict.fromkeys(secrets)),
         injection=tuple(dict.fromkeys(find_injection(text))),
         destructive_commands=tuple(dict.fromkeys(

@@ -111,6 +111,19 @@ def test_text_the_database_cannot_store_is_422(agent_client, text):
     _assert_error(agent_client.submit(summary=text), 422, "validation_error")
 
 
+def test_a_lone_surrogate_sent_as_raw_bytes_is_422(agent_client):
+    # Not escaped: the UTF-8 bytes of U+D800, which the JSON parser lets through.
+    raw = json.dumps(submission(payload={"note": "LONE"})).encode().replace(b"LONE", b"\xed\xa0\x80")
+    _assert_error(_raw(agent_client, raw), 422, "validation_error")
+
+
+def test_a_utf16_body_gets_the_same_checks(agent_client):
+    body = json.dumps(submission(payload={"note": "nul\u0000byte"}), ensure_ascii=False)
+    _assert_error(_raw(agent_client, body.encode("utf-16")), 422, "validation_error")
+    body = json.dumps(submission(payload=_nested(32)))
+    _assert_error(_raw(agent_client, body.encode("utf-16")), 422, "validation_error")
+
+
 def test_an_unusable_idempotency_key_is_422(agent_client):
     _assert_error(agent_client.submit(idempotency_key="x" * 256), 422, "validation_error")
     assert not IdempotencyKey.objects.exists()

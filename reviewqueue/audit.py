@@ -90,8 +90,9 @@ def new_event(
 ) -> AuditEvent:
     """An event to append (audit_append's arguments), not yet in the chain."""
     agent = agent or (action.agent if action else None)
-    return AuditEvent(
-        created_at=at or timezone.now(), kind=kind, actor=actor, action=action, agent=agent, data=data or {}
+    return rawsql.unsaved(
+        AuditEvent, created_at=at or timezone.now(), kind=kind, actor=actor, action=action, agent=agent,
+        data=data or {},
     )
 
 

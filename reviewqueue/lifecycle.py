@@ -199,8 +199,8 @@ def _prepare(
     status = Status.PENDING if tier == Tier.BLOCKING else Status.APPROVED
     policy = sla.policy_for(tier=tier, action_type=submission.action_type)
     chain = sla.chain_resolve(start=now, sla=policy[0], steps=policy[1]) if policy else []
-    action = Action(
-        agent=agent, **submission.__dict__,
+    action = rawsql.unsaved(
+        Action, agent=agent, **submission.__dict__,
         status=status, tier=tier,
         review_state=ReviewState.AWAITING_REVIEW if tier == Tier.ASYNC_REVIEW else ReviewState.NONE,
         risk_score=decided.score, risk_reasons=list(decided.reasons),

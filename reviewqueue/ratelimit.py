@@ -14,11 +14,11 @@ import threading
 from datetime import UTC, datetime
 
 import redis
-from redis.commands.core import Script
 from django.conf import settings
 from django.core.cache import cache as django_cache
 from django.db import connection
 from django.utils import timezone
+from redis.exceptions import NoScriptError
 
 from .errors import RateLimited
 from .models import RateCounter
@@ -36,28 +36,46 @@ for i, key in ipairs(KEYS) do
 end
 return counts
 """
+_HIT_ALL_SHA = hashlib.sha1(_HIT_ALL.encode()).hexdigest()
 _per_thread = threading.local()
 
 
-def _hit_script() -> Script:
-    """This thread's client, with a connection of its own: redis-py's shared
-    pool (checkout, release, health checks) cost more CPU per call than the
-    call's own round trip."""
-    scripts = getattr(_per_thread, "scripts", None)
-    if scripts is None:
-        scripts = _per_thread.scripts = {}
-    script = scripts.get(settings.REDIS_URL)
-    if script is None:
-        client = redis.Redis.from_url(settings.REDIS_URL, single_connection_client=True)
-        script = scripts[settings.REDIS_URL] = client.register_script(_HIT_ALL)
-    return script
+def _connection() -> redis.Connection:
+    """This thread's connection of its own: redis-py's client machinery (pool
+    checkout, retry wrappers, reply callbacks) cost more CPU per call than
+    the call's own round trip, so the one command goes straight to it."""
+    clients = getattr(_per_thread, "clients", None)
+    if clients is None:
+        clients = _per_thread.clients = {}
+    client = clients.get(settings.REDIS_URL)
+    if client is None:
+        client = clients[settings.REDIS_URL] = redis.Redis.from_url(settings.REDIS_URL, single_connection_client=True)
+    return client.connection
+
+
+def _hit_redis(keys: list[str], ttl: int) -> list[int]:
+    conn = _connection()
+    try:
+        return _evalsha(conn, keys, ttl)
+    except (redis.ConnectionError, redis.TimeoutError):
+        conn.disconnect()  # dropped (Redis restarted, say): connect again, once
+        return _evalsha(conn, keys, ttl)
+
+
+def _evalsha(conn: redis.Connection, keys: list[str], ttl: int) -> list[int]:
+    try:
+        conn.send_command("EVALSHA", _HIT_ALL_SHA, len(keys), *keys, ttl)
+        return conn.read_response()
+    except NoScriptError:  # not loaded yet: a restart of Redis flushes scripts
+        conn.send_command("EVAL", _HIT_ALL, len(keys), *keys, ttl)
+        return conn.read_response()
 
 
 def _hit_all(keys: list[str], *, window_end: datetime) -> list[int]:
     """Count one hit on each key; return the new counts."""
     ttl = WINDOW_SECONDS + 5
     if settings.REVIEWQUEUE["RATE_LIMIT_BACKEND"] == "cache" and settings.REDIS_URL:
-        return _hit_script()(keys=keys, args=[ttl])
+        return _hit_redis(keys, ttl)
     if settings.REVIEWQUEUE["RATE_LIMIT_BACKEND"] == "cache":
         return [_cache_hit(key, ttl) for key in keys]
     table = RateCounter._meta.db_table

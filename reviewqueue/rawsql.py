@@ -15,11 +15,12 @@ statement that must follow a lock go in the same message (see killswitch).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, time
 from decimal import Decimal
 from functools import cache
+from typing import Any
 from uuid import UUID
 
 import orjson
@@ -88,7 +89,7 @@ def unsaved(model: type[Model], **values) -> Model:
     obj = model.__new__(model)
     obj._state = ModelState()
     attrs = obj.__dict__
-    for name, attname, field, is_relation in _fields(model):
+    for name, attname, field, is_relation, factory, default in _fields(model):
         if name in values:
             value = values.pop(name)
             if is_relation:
@@ -99,15 +100,21 @@ def unsaved(model: type[Model], **values) -> Model:
         elif attname in values:
             attrs[attname] = values.pop(attname)
         else:
-            attrs[attname] = field.get_default()
+            attrs[attname] = factory() if factory else default
     if values:
         raise TypeError(f"{model.__name__} has no fields {sorted(values)}")
     return obj
 
 
 @cache
-def _fields(model: type[Model]) -> tuple[tuple[str, str, Field, bool], ...]:
-    return tuple((f.name, f.attname, f, f.is_relation) for f in model._meta.concrete_fields)
+def _fields(model: type[Model]) -> tuple[tuple[str, str, Field, bool, Callable | None, Any], ...]:
+    """Each field with its default: a callable's to call per instance (Django
+    requires one for a mutable default), or a value worked out once."""
+    return tuple(
+        (f.name, f.attname, f, f.is_relation, f.default, None) if f.has_default() and callable(f.default)
+        else (f.name, f.attname, f, f.is_relation, None, f.get_default())
+        for f in model._meta.concrete_fields
+    )
 
 
 def row_json(obj: Model) -> Jsonb:

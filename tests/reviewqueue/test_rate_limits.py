@@ -3,7 +3,9 @@
 from datetime import UTC, datetime
 
 import pytest
+import redis
 import time_machine
+from django.conf import settings
 
 from reviewqueue.models import Action, AuditEvent
 from tests.conftest import make_agent
@@ -68,3 +70,31 @@ def test_limits_are_per_agent(db):
     assert one.submit().status_code == 201
     assert one.submit().status_code == 429
     assert two.submit().status_code == 201
+
+
+needs_redis = pytest.mark.skipif(not settings.REDIS_URL, reason="counts in Redis; CI runs it with REDIS_URL")
+
+
+@needs_redis
+@pytest.mark.parametrize("backend", ["cache"], indirect=True)
+@time_machine.travel(START, tick=False)
+def test_counting_goes_on_after_redis_forgets_its_scripts(db):
+    client = make_agent("steady", rate_limit_per_minute=2)
+    assert client.submit().status_code == 201
+    redis.Redis.from_url(settings.REDIS_URL).script_flush()  # as a restart of Redis does
+
+    assert client.submit().status_code == 201
+    assert client.submit().status_code == 429
+
+
+@needs_redis
+@pytest.mark.parametrize("backend", ["cache"], indirect=True)
+@time_machine.travel(START, tick=False)
+def test_counting_goes_on_after_redis_drops_the_connection(db):
+    client = make_agent("steady", rate_limit_per_minute=2)
+    assert client.submit().status_code == 201
+    admin = redis.Redis.from_url(settings.REDIS_URL)
+    assert admin.client_kill_filter(_type="normal", skipme=True) >= 1  # every other client, ours among them
+
+    assert client.submit().status_code == 201
+    assert client.submit().status_code == 429

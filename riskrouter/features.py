@@ -71,10 +71,11 @@ WRITE_VERBS = frozenset(
 
 
 VERB_FAMILIES = {**{k.replace(" ", "_"): v for k, v in BLOCKING_WORDS.items()}, "reads": READ_WORDS}
-_FAMILIES_OF: dict[str, tuple[str, ...]] = {}
-for _family, _vocabulary in VERB_FAMILIES.items():
-    for _word in _vocabulary:
-        _FAMILIES_OF[_word] = (*_FAMILIES_OF.get(_word, ()), _family)
+# Word → its families: featurize looks up each word once instead of scanning every family.
+_FAMILIES_OF: dict[str, frozenset[str]] = {
+    word: frozenset(family for family, vocabulary in VERB_FAMILIES.items() if word in vocabulary)
+    for word in frozenset().union(*VERB_FAMILIES.values())
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 import json
 import logging
 
+import redis
 from django.db import DatabaseError
 from django.http import JsonResponse
 
@@ -53,6 +54,11 @@ class ApiErrorEnvelopeMiddleware:
             # Fail closed: if we can't read state (the kill switch included), nothing is approved.
             logger.exception("database unavailable")
             return error_response(503, "service_unavailable", "The service can't reach its database; retry later.",
+                                  headers={"Retry-After": "5"})
+        if isinstance(exception, redis.ConnectionError | redis.TimeoutError):
+            # Rate limits can't be counted, so nothing is let through (and nothing was written).
+            logger.exception("redis unavailable")
+            return error_response(503, "service_unavailable", "The service can't reach Redis; retry later.",
                                   headers={"Retry-After": "5"})
         logger.exception("unhandled error")
         return error_response(500, "internal_error", "Something went wrong on our side.")

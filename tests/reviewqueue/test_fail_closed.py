@@ -19,3 +19,20 @@ def test_a_missing_kill_switch_table_fails_closed_with_503(agent_client):
     from reviewqueue.models import Action
 
     assert not Action.objects.exists()
+
+
+def test_rate_limits_that_cant_be_counted_fail_closed_with_503(agent_client, settings):
+    """Redis is configured but down: no count, no approval, nothing written."""
+    settings.REDIS_URL = "redis://127.0.0.1:9/0"  # nothing listens there
+    settings.REVIEWQUEUE = {**settings.REVIEWQUEUE, "RATE_LIMIT_BACKEND": "cache"}
+    from reviewqueue.models import Action, AuditEvent
+
+    before = AuditEvent.objects.count()
+    response = agent_client.submit(action_type="crm.lookup", tool="")
+
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert response.json()["error"] == {"code": "service_unavailable",
+                                        "message": "The service can't reach Redis; retry later."}
+    assert not Action.objects.exists()
+    assert AuditEvent.objects.count() == before

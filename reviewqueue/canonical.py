@@ -29,16 +29,18 @@ def _fast(value: Any) -> bytes | None:
     return None if b"e-" in out or b"0.0000" in out else out
 
 
+def _stdlib(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def canonical_json(value: Any) -> str:
     out = _fast(value)
-    if out is None:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return out.decode()
+    return _stdlib(value) if out is None else out.decode()
 
 
 def canonical_bytes(value: Any) -> bytes:
     out = _fast(value)
-    return canonical_json(value).encode() if out is None else out
+    return _stdlib(value).encode() if out is None else out
 
 
 def sha256_hex(value: Any) -> str:

@@ -50,18 +50,22 @@ class ApiErrorEnvelopeMiddleware:
     def process_exception(self, request, exception):
         if not request.path.startswith(API_PREFIX):
             return None
-        if isinstance(exception, DatabaseError):
-            # Fail closed: if we can't read state (the kill switch included), nothing is approved.
-            logger.exception("database unavailable")
-            return error_response(503, "service_unavailable", "The service can't reach its database; retry later.",
-                                  headers={"Retry-After": "5"})
-        if isinstance(exception, redis.ConnectionError | redis.TimeoutError):
-            # Rate limits can't be counted, so nothing is let through (and nothing was written).
-            logger.exception("redis unavailable")
-            return error_response(503, "service_unavailable", "The service can't reach Redis; retry later.",
+        # Fail closed: without the state (the kill switch included) or the rate-limit
+        # counts, nothing is approved and nothing was written.
+        if unreachable := _unreachable(exception):
+            logger.exception("%s unavailable", unreachable)
+            return error_response(503, "service_unavailable", f"The service can't reach {unreachable}; retry later.",
                                   headers={"Retry-After": "5"})
         logger.exception("unhandled error")
         return error_response(500, "internal_error", "Something went wrong on our side.")
+
+
+def _unreachable(exception: Exception) -> str | None:
+    if isinstance(exception, DatabaseError):
+        return "its database"
+    if isinstance(exception, redis.ConnectionError | redis.TimeoutError):
+        return "Redis"
+    return None
 
 
 def _is_envelope(response) -> bool:

@@ -8,6 +8,8 @@ bind = os.environ.get("BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
 worker_class = "gthread"
 threads = int(os.environ.get("WEB_THREADS", 64))
+# Of the threads, how many run requests at once (reviewqueue/admission.py).
+active_requests = int(os.environ.get("WEB_ACTIVE_REQUESTS", 1))
 timeout = 90  # above the longest long-poll (60 s)
 graceful_timeout = 65
 keepalive = 5
@@ -23,8 +25,11 @@ def post_worker_init(worker):
 
     import riskrouter
 
+    from reviewqueue import admission
+
     try:
         riskrouter.current_router()
     except Exception:  # no database yet: the first request loads the model instead
         worker.log.exception("could not load the risk model at start-up")
     gc.freeze()
+    admission.configure(active_requests)

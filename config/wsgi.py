@@ -11,6 +11,9 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
+from reviewqueue import admission
+
 os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'config.settings')
 
-application = get_wsgi_application()
+# Gated: see reviewqueue/admission.py (gunicorn's post_worker_init sets the limit).
+application = admission.gated(get_wsgi_application())

@@ -26,6 +26,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from . import admission
 from .models import Action, CircuitBreaker, NotificationChannel, OutboxMessage, OutboxStatus
 
 logger = logging.getLogger(__name__)
@@ -104,11 +105,14 @@ def _text(event: str, action: Action | None, data: dict | None) -> str:
 def _dispatch(ids: list[int]) -> None:
     from .tasks import deliver_task
 
-    for message_id in ids:
-        try:
-            deliver_task.delay(message_id)
-        except Exception:  # broker away: the outbox sweep delivers it later
-            logger.warning("could not queue delivery of outbox message %s; the sweep will", message_id)
+    # Publishing waits on the broker (retries and all, when it is away): let
+    # other requests run meanwhile.
+    with admission.yielded():
+        for message_id in ids:
+            try:
+                deliver_task.delay(message_id)
+            except Exception:  # broker away: the outbox sweep delivers it later
+                logger.warning("could not queue delivery of outbox message %s; the sweep will", message_id)
 
 
 # ------------------------------------------------------------- delivery ---

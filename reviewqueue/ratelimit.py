@@ -49,7 +49,10 @@ def _connection() -> redis.Connection:
         clients = _per_thread.clients = {}
     client = clients.get(settings.REDIS_URL)
     if client is None:
-        client = clients[settings.REDIS_URL] = redis.Redis.from_url(settings.REDIS_URL, single_connection_client=True)
+        client = clients[settings.REDIS_URL] = redis.Redis.from_url(
+            settings.REDIS_URL, single_connection_client=True,
+            socket_timeout=settings.REDIS_TIMEOUT_SECONDS, socket_connect_timeout=settings.REDIS_TIMEOUT_SECONDS,
+        )
     return client.connection
 
 
@@ -57,7 +60,7 @@ def _hit_redis(keys: list[str], ttl: int) -> list[int]:
     conn = _connection()
     try:
         return _evalsha(conn, keys, ttl)
-    except (redis.ConnectionError, redis.TimeoutError):
+    except redis.ConnectionError:
         conn.disconnect()  # dropped (Redis restarted, say): connect again, once
         return _evalsha(conn, keys, ttl)
 

@@ -15,6 +15,8 @@ from collections import defaultdict
 from django.conf import settings
 from django.db import close_old_connections, connection
 
+from . import admission
+
 _lock = threading.Lock()
 _waiters: dict[uuid.UUID, set[threading.Event]] = defaultdict(set)
 _watcher: threading.Thread | None = None
@@ -40,7 +42,8 @@ def wait(action_id: uuid.UUID, *, timeout: float) -> bool:
         _ensure_watcher()
     _watcher_wakeup.set()
     try:
-        return event.wait(timeout)
+        with admission.yielded():
+            return event.wait(timeout)
     finally:
         with _lock:
             _waiters[action_id].discard(event)

@@ -114,3 +114,22 @@ def wait_until(predicate, timeout: float, interval: float = 0.1):
             return True
         time.sleep(interval)
     return predicate()
+
+
+class Gunicorn:
+    """The web server as the run command starts it (config/gunicorn.conf.py)."""
+
+    def __init__(self, env: dict[str, str]):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "config.wsgi", "-c", "config/gunicorn.conf.py"],
+            cwd=ROOT, env={**env, "BIND": f"127.0.0.1:{self.port}"},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+        _wait_for_port(self.port, timeout=60)
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)

@@ -1,5 +1,8 @@
 """If the service can't read its state, nothing is approved: 503, JSON."""
 
+import socket
+import time
+
 import pytest
 from django.db import connection
 
@@ -36,3 +39,23 @@ def test_rate_limits_that_cant_be_counted_fail_closed_with_503(agent_client, set
                                         "message": "The service can't reach Redis; retry later."}
     assert not Action.objects.exists()
     assert AuditEvent.objects.count() == before
+
+
+def test_a_redis_that_stops_answering_fails_closed_within_seconds(agent_client, settings):
+    """It accepts connections and never replies (hung, or a network that drops
+    packets): the submission gets 503 after the Redis timeout, not a hang."""
+    from reviewqueue.models import Action
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # the kernel completes handshakes; nobody ever reads
+        settings.REDIS_URL = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+        settings.REVIEWQUEUE = {**settings.REVIEWQUEUE, "RATE_LIMIT_BACKEND": "cache"}
+        started = time.monotonic()
+        response = agent_client.submit(action_type="crm.lookup", tool="")
+        took = time.monotonic() - started
+
+    assert response.status_code == 503
+    assert response.json()["error"]["message"] == "The service can't reach Redis; retry later."
+    assert took < settings.REDIS_TIMEOUT_SECONDS + 2
+    assert not Action.objects.exists()

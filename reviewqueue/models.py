@@ -140,7 +140,7 @@ class Action(models.Model):
     updated_at = models.DateTimeField()
     decided_at = models.DateTimeField(null=True, blank=True)
     decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
     )
     decision_by_label = models.CharField(
         max_length=150, blank=True, help_text="Who decided: a username, 'agent', 'sla' or 'kill_switch'."
@@ -150,13 +150,13 @@ class Action(models.Model):
     # Reviewing: a short lease so two reviewers don't work one item, and
     # where a manual or SLA escalation sent it.
     claimed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
     )
     claim_expires_at = models.DateTimeField(null=True, blank=True)
     escalated_to = models.CharField(max_length=80, blank=True, help_text="The group it was escalated to.")
     # The async tier's after-the-fact review.
     reviewed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
     )
     reviewed_at = models.DateTimeField(null=True, blank=True)
     review_note = models.TextField(blank=True)
@@ -172,6 +172,11 @@ class Action(models.Model):
             models.Index(fields=["agent", "conversation_id"], name="action_conversation"),
             models.Index(fields=["action_type", "agent", "-created_at"], name="action_type_recent"),
             models.Index(fields=["status", "tier", "-created_at"], name="action_queue"),
+            # The people columns are empty on most rows (every auto action):
+            # partial indexes, so a submission adds no entry to them. They
+            # serve the PROTECT checks when a user is deleted.
+            *(models.Index(fields=[name], name=f"action_{name}", condition=models.Q(**{f"{name}__isnull": False}))
+              for name in ("decided_by", "claimed_by", "reviewed_by")),
             models.Index(
                 fields=["sla_due_at"], name="action_pending_sla", condition=models.Q(status="pending")
             ),

@@ -162,6 +162,14 @@ def test_pages_send_a_strict_content_security_policy(rita, db):
     assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
 
 
+def test_the_api_and_the_admin_keep_their_own_headers(rita, agent_client, db):
+    """Their pages weren't built for the dashboard's policy (settings: EXCLUDE_URL_PREFIXES)."""
+    assert "Content-Security-Policy" not in agent_client.submit()
+    assert "Content-Security-Policy" not in agent_client.http.get("/api/v1/docs")
+    assert "Content-Security-Policy" not in rita.get("/admin/login/")
+    assert "Content-Security-Policy" in rita.get("/queue/async/")
+
+
 def test_csrf_protects_every_form_and_htmx_request(reviewer, agent_client):
     action = d.blocking(agent_client)
     browser = Client(enforce_csrf_checks=True)

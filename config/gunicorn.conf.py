@@ -6,7 +6,8 @@ import os
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
-worker_class = "gthread"
+# gthread, taking new connections in turn with its siblings (config/workers.py).
+worker_class = "config.workers.BalancedThreadWorker"
 threads = int(os.environ.get("WEB_THREADS", 64))
 # Of the threads, how many run requests at once (reviewqueue/admission.py).
 active_requests = int(os.environ.get("WEB_ACTIVE_REQUESTS", 1))
@@ -33,3 +34,4 @@ def post_worker_init(worker):
         worker.log.exception("could not load the risk model at start-up")
     gc.freeze()
     admission.configure(active_requests)
+    worker.log.info("Worker ready (pid %s): %s request(s) at a time", worker.pid, active_requests)

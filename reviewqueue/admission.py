@@ -82,16 +82,30 @@ def gated(app):
     return application
 
 
+_parked = 0
+_parked_lock = threading.Lock()
+
+
+def parked() -> int:
+    """Requests of this process blocked in `yielded()` (config/workers.py
+    doesn't count their connections as load)."""
+    return _parked
+
+
 @contextmanager
 def yielded():
     """Give this request's slot to others while it blocks on something that
     needs no CPU (a long-poll); take a slot again, in turn, afterwards."""
+    global _parked
     gate = getattr(_holding, "gate", None)
-    if gate is None:
-        yield
-        return
-    gate.release()
+    with _parked_lock:
+        _parked += 1
+    if gate is not None:
+        gate.release()
     try:
         yield
     finally:
-        gate.acquire()
+        with _parked_lock:
+            _parked -= 1
+        if gate is not None:
+            gate.acquire()

@@ -119,17 +119,59 @@ def wait_until(predicate, timeout: float, interval: float = 0.1):
 class Gunicorn:
     """The web server as the run command starts it (config/gunicorn.conf.py)."""
 
-    def __init__(self, env: dict[str, str]):
+    def __init__(self, env: dict[str, str], *, workers: int = 1, timeout: float = 60):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.output: list[str] = []
+        self.ready = threading.Semaphore(0)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "config.wsgi", "-c", "config/gunicorn.conf.py"],
-            cwd=ROOT, env={**env, "BIND": f"127.0.0.1:{self.port}"},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            cwd=ROOT, env={**env, "BIND": f"127.0.0.1:{self.port}", "WEB_CONCURRENCY": str(workers)},
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
         )
-        _wait_for_port(self.port, timeout=60)
+        threading.Thread(target=self._read, daemon=True).start()
+        deadline = time.monotonic() + timeout
+        for _ in range(workers):
+            if not self.ready.acquire(timeout=max(deadline - time.monotonic(), 0)):
+                self.stop()
+                raise RuntimeError("gunicorn did not start:\n" + "".join(self.output[-40:]))
+
+    def _read(self):
+        for line in self.process.stderr:
+            self.output.append(line)
+            if "Worker ready" in line:
+                self.ready.release()
+
+    def connections_per_worker(self) -> dict[int, int]:
+        """Established connections to the server, by the worker pid holding them (from /proc)."""
+        inodes = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with open(table) as rows:
+                for row in list(rows)[1:]:
+                    fields = row.split()
+                    if int(fields[1].rsplit(":", 1)[1], 16) == self.port and fields[3] == "01":
+                        inodes.add(fields[9])
+        counts = {}
+        for pid in _children(self.process.pid):
+            fds = Path(f"/proc/{pid}/fd")
+            held = 0
+            for fd in fds.iterdir():
+                try:
+                    target = os.readlink(fd)
+                except OSError:
+                    continue
+                held += target.startswith("socket:[") and target[8:-1] in inodes
+            counts[pid] = held
+        return counts
 
     def stop(self):
         if self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=30)
+
+
+def _children(pid: int) -> list[int]:
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children += [int(child) for child in (task / "children").read_text().split()]
+    return children

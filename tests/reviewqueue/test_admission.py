@@ -1,6 +1,7 @@
-"""The per-process gate on running requests: order, limit, and long-polls
-that give their slot back (in a real gunicorn too)."""
+"""The per-process gate on running requests (order, limit, long-polls that
+give their slot back) and gunicorn workers sharing connections evenly."""
 
+import http.client
 import threading
 import time
 
@@ -8,6 +9,7 @@ import httpx
 import pytest
 
 from reviewqueue import admission, lifecycle
+from config.workers import may_accept
 from reviewqueue.admission import Gate
 from reviewqueue.models import Action
 from tests.conftest import make_agent, submission
@@ -149,7 +151,7 @@ def test_agents_waiting_on_decisions_leave_a_one_slot_server_free_to_answer(tmp_
     their pending actions, and a sixth still gets its answer at once."""
     agent = make_agent("patient", rate_limit_per_minute=1000)
     server = Gunicorn({"PATH": "/usr/bin:/bin", "DATABASE_URL": database_url(), "REVIEWQUEUE_VAR_DIR": str(tmp_path),
-                       "REVIEWQUEUE_ENV": "test", "WEB_CONCURRENCY": "1", "WEB_ACTIVE_REQUESTS": "1"})
+                       "REVIEWQUEUE_ENV": "test", "WEB_ACTIVE_REQUESTS": "1"})
     auth = {"Authorization": f"Bearer {agent.key}"}
     try:
         with httpx.Client(base_url=server.url, headers=auth, timeout=30) as http:
@@ -184,3 +186,53 @@ def test_agents_waiting_on_decisions_leave_a_one_slot_server_free_to_answer(tmp_
     assert lookup.status_code == 201, lookup.text
     assert answered_in < 3, f"the submission took {answered_in:.1f} s behind five long-polls"
     assert {results[action["id"]]["status"] for action in pending} == {"approved"}
+
+
+def test_a_long_poll_is_counted_as_parked_while_it_waits(one_slot):
+    woken, parked = threading.Event(), threading.Event()
+
+    def app(environ, start_response):
+        with admission.yielded():
+            parked.set()
+            woken.wait(10)
+        start_response("200 OK", [])
+        return [b""]
+
+    waiter = threading.Thread(target=_wsgi_call, args=(admission.gated(app), "/wait"))
+    waiter.start()
+    assert parked.wait(5)
+    during = admission.parked()
+    woken.set()
+    waiter.join(5)
+
+    assert (during, admission.parked()) == (1, 0)
+
+
+def test_a_worker_takes_new_connections_only_while_no_sibling_carries_less():
+    assert may_accept(3, [3, 4])
+    assert may_accept(0, [])
+    assert not may_accept(4, [3, 9])
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_sixteen_kept_alive_connections_split_eight_and_eight_between_two_workers(tmp_path):
+    agent = make_agent("steady", rate_limit_per_minute=1000)
+    server = Gunicorn({"PATH": "/usr/bin:/bin", "DATABASE_URL": database_url(), "REVIEWQUEUE_VAR_DIR": str(tmp_path),
+                       "REVIEWQUEUE_ENV": "test"}, workers=2)
+    connections = []
+    try:
+        for _ in range(16):
+            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+            connection.request("GET", "/api/v1/kill-switch", headers={"Authorization": f"Bearer {agent.key}"})
+            response = connection.getresponse()
+            response.read()
+            assert response.status == 200
+            connections.append(connection)
+        split = server.connections_per_worker()
+    finally:
+        for connection in connections:
+            connection.close()
+        server.stop()
+
+    assert sorted(split.values()) == [8, 8], split

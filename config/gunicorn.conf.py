@@ -10,7 +10,7 @@ workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
 worker_class = "config.workers.BalancedThreadWorker"
 threads = int(os.environ.get("WEB_THREADS", 64))
 # Of the threads, how many run requests at once (reviewqueue/admission.py).
-active_requests = int(os.environ.get("WEB_ACTIVE_REQUESTS", 1))
+active_requests = int(os.environ.get("WEB_ACTIVE_REQUESTS", 2))
 timeout = 90  # above the longest long-poll (60 s)
 graceful_timeout = 65
 keepalive = 5

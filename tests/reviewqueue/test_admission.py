@@ -96,52 +96,50 @@ def _wsgi_call(app, path):
     return status[0], b"".join(body)
 
 
+def _answered_while_one_blocks(app, blocked: threading.Event, release: threading.Event) -> list:
+    """Through the gate: what a second request got within 3 s while a first
+    (to /block) was blocked in `app`."""
+    gated = admission.gated(app)
+    first = threading.Thread(target=_wsgi_call, args=(gated, "/block"))
+    first.start()
+    assert blocked.wait(5)
+    answered = []
+    second = threading.Thread(target=lambda: answered.append(_wsgi_call(gated, "/submit")))
+    second.start()
+    second.join(3)
+    release.set()
+    first.join(5)
+    return answered
+
+
 def test_a_waiting_request_lets_another_run_through_its_single_slot(one_slot):
     woken, parked = threading.Event(), threading.Event()
 
     def app(environ, start_response):
-        if environ["PATH_INFO"] == "/wait":
+        if environ["PATH_INFO"] == "/block":
             parked.set()
             with admission.yielded():
                 woken.wait(10)
         start_response("200 OK", [])
         return [environ["PATH_INFO"].encode()]
 
-    gated = admission.gated(app)
-    waiter = threading.Thread(target=_wsgi_call, args=(gated, "/wait"))
-    waiter.start()
-    assert parked.wait(5)
-    answered = []
-    other = threading.Thread(target=lambda: answered.append(_wsgi_call(gated, "/submit")))
-    other.start()
-    other.join(3)
-    woken.set()
-    waiter.join(5)
+    answered = _answered_while_one_blocks(app, parked, woken)
 
     assert answered == [("200 OK", b"/submit")], "the other request waited for the long-poll"
 
 
 def test_without_a_limit_the_gate_lets_everything_through():
     admission.configure(0)
-    gate_free = threading.Event()
+    busy, done = threading.Event(), threading.Event()
 
     def app(environ, start_response):
         start_response("200 OK", [])
-        if environ["PATH_INFO"] == "/slow":
-            gate_free.wait(10)
+        if environ["PATH_INFO"] == "/block":
+            busy.set()
+            done.wait(10)  # holding a slot, if there were slots
         return [b"ok"]
 
-    gated = admission.gated(app)
-    slow = threading.Thread(target=_wsgi_call, args=(gated, "/slow"))
-    slow.start()
-    answered = []
-    fast = threading.Thread(target=lambda: answered.append(_wsgi_call(gated, "/fast")))
-    fast.start()
-    fast.join(3)
-    gate_free.set()
-    slow.join(5)
-
-    assert answered == [("200 OK", b"ok")]
+    assert _answered_while_one_blocks(app, busy, done) == [("200 OK", b"ok")]
 
 
 @pytest.mark.slow

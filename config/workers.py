@@ -6,9 +6,9 @@ so sixteen agents can end up thirteen on one worker and three on the other:
 the first worker's requests then queue four times as long, and that worker is
 the p99. Here each worker publishes its load (open connections, less the
 long-polls parked in reviewqueue.admission, which break ties) in memory
-shared with its siblings, and listens for new connections only while no live sibling carries
-less. The least loaded worker always listens, so a connection never waits
-for a turn that doesn't come.
+shared with its siblings, and listens for new connections only while no
+live sibling carries less. The least loaded worker always listens, so a
+connection never waits for a turn that doesn't come.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ _pids = multiprocessing.RawArray(ctypes.c_int, _SLOTS)
 _loads = multiprocessing.RawArray(ctypes.c_int, _SLOTS)
 _beats = multiprocessing.RawArray(ctypes.c_double, _SLOTS)
 _claiming = multiprocessing.Lock()
+_in_use = multiprocessing.RawValue(ctypes.c_int, 0)  # slots ever claimed: the scan stops there
 # A sibling silent this long (its loop wakes every second) is gone or stuck.
 STALE_SECONDS = 5.0
 
@@ -57,7 +58,7 @@ class BalancedThreadWorker(ThreadWorker):
     def _our_turn(self) -> bool:
         mine, now = self._publish(), time.monotonic()
         return may_accept(mine, (
-            _loads[i] for i in range(_SLOTS)
+            _loads[i] for i in range(_in_use.value)
             if i != self._slot and _pids[i] and now - _beats[i] < STALE_SECONDS
         ))
 
@@ -89,5 +90,6 @@ def _claim_slot(pid: int) -> int:
         for slot in range(_SLOTS):
             if not _pids[slot] or now - _beats[slot] >= STALE_SECONDS:
                 _pids[slot], _loads[slot], _beats[slot] = pid, 0, now
+                _in_use.value = max(_in_use.value, slot + 1)
                 return slot
     raise RuntimeError(f"more than {_SLOTS} gunicorn workers")

@@ -26,7 +26,6 @@ class Gate:
     def __init__(self, slots: int):
         if slots < 1:
             raise ValueError("a gate needs at least one slot")
-        self.slots = slots
         self._free = slots
         self._queue: deque[threading.Lock] = deque()
         self._lock = threading.Lock()

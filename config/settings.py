@@ -230,6 +230,18 @@ EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "reviewqueue@localhost")
 
+
+def _webhook_allowed_networks() -> list[str]:
+    from reviewqueue.netguard import parse_allow_list
+
+    entries = env_list("REVIEWQUEUE_WEBHOOK_ALLOWED_NETWORKS", default=[])
+    try:
+        parse_allow_list(entries)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"REVIEWQUEUE_WEBHOOK_ALLOWED_NETWORKS: {exc}") from None
+    return entries
+
+
 # Product settings.
 REVIEWQUEUE = {
     "MAX_BODY_BYTES": 64 * 1024,
@@ -245,6 +257,8 @@ REVIEWQUEUE = {
     "BREAKER_FAILURES": env_int("REVIEWQUEUE_BREAKER_FAILURES", default=5, minimum=1),
     "BREAKER_WINDOW": env_duration("REVIEWQUEUE_BREAKER_WINDOW", default="60s"),
     "BREAKER_COOLDOWN": env_duration("REVIEWQUEUE_BREAKER_COOLDOWN", default="30s"),
+    # Internal receivers webhooks and notification channels may reach anyway (reviewqueue/netguard.py).
+    "WEBHOOK_ALLOWED_NETWORKS": _webhook_allowed_networks(),
     # "cache" needs atomic increments (Redis); otherwise counters live in the database.
     "RATE_LIMIT_BACKEND": "cache" if REDIS_URL else "database",
     # The reviewer's dashboard.

@@ -20,7 +20,7 @@ from ninja.errors import ValidationError as NinjaValidationError
 from ninja.security import HttpBearer
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr, field_validator
 
-from . import killswitch, lifecycle, selectors, wakeups
+from . import killswitch, lifecycle, netguard, selectors, wakeups
 from .credentials import Principal, authenticate_key
 from .errors import Forbidden, InvalidInput, ServiceError, Unauthenticated
 from .jsonbody import StrictJsonParser, json_response
@@ -139,20 +139,35 @@ class SubmitIn(BaseModel):
     @field_validator("callback_url")
     @classmethod
     def _callback_url(cls, value: str) -> str:
-        if value and not _is_http_url(value):
-            raise ValueError("must be an http or https URL")
+        if value and (verdict := _callback_url_verdict(value, netguard.allow_list())):
+            reason, message = verdict
+            if reason == "invalid_url":
+                raise ValueError(message)
+            # Not a ValueError: pydantic lets it through to the API's handler (422 unsafe_url).
+            raise UnsafeCallbackURL(f"callback_url {message}", details={"location": "body.callback_url",
+                                                                        "reason": reason})
         return value
 
 
+class UnsafeCallbackURL(InvalidInput):
+    code = "unsafe_url"
+
+
 @lru_cache(maxsize=1024)
-def _is_http_url(value: str) -> bool:
-    """An agent sends the same callback URL every time, and Django's
-    validator is a long regex: remember its verdicts."""
+def _callback_url_verdict(value: str, allow: netguard.AllowList) -> tuple[str, str] | None:
+    """None for a URL the service may call back, else (reason, message).
+    An agent sends the same callback URL every time, and the checks (Django's
+    validator is a long regex) need no DNS: remember their verdicts. The
+    delivery checks the address it connects to again (netguard.post)."""
+    try:
+        netguard.check_url(value, allow)
+    except netguard.UnsafeURL as exc:
+        return exc.reason, str(exc)
     try:
         URLValidator(schemes=["http", "https"])(value)
     except DjangoValidationError:
-        return False
-    return True
+        return "invalid_url", "must be an http or https URL"
+    return None
 
 
 class Risk(Schema):

@@ -237,3 +237,40 @@ def user_token_issue(*, user: AbstractBaseUser, actor: str) -> str:
     ApiKey.objects.create(user=user, prefix=prefix, key_hash=digest)
     audit_append(kind="user.token_issued", actor=actor, data={"user": user.get_username(), "prefix": prefix})
     return key
+
+
+# ------------------------------------------------------- webhook secrets ---
+
+def _webhook_secret_new() -> str:
+    return secrets.token_hex(32)
+
+
+def webhook_secrets_live(agent: Agent, now: datetime | None = None) -> list[str]:
+    """The secrets a delivery is signed with now: the current one, then the
+    previous one while its grace period runs (Standard Webhooks allows several
+    signatures, so receivers on either secret verify)."""
+    now = now or timezone.now()
+    live = [agent.webhook_secret]
+    until = agent.webhook_secret_previous_until
+    if agent.webhook_secret_previous and until is not None and until > now:
+        live.append(agent.webhook_secret_previous)
+    return live
+
+
+@transaction.atomic
+def agent_webhook_secret_rotate(*, agent: Agent, actor: str, grace: timedelta | None = None) -> str:
+    """A new webhook secret for the agent, returned once. With `grace`, the
+    old secret still signs deliveries (beside the new one) until it runs out,
+    so receivers can switch without missing a webhook; without, it stops now."""
+    now = timezone.now()
+    new = _webhook_secret_new()
+    current = Agent.objects.select_for_update().values_list("webhook_secret", flat=True).get(pk=agent.pk)
+    Agent.objects.filter(pk=agent.pk).update(
+        webhook_secret=new,
+        webhook_secret_previous=current if grace else "",
+        webhook_secret_previous_until=now + grace if grace else None,
+    )
+    agent.refresh_from_db(fields=["webhook_secret", "webhook_secret_previous", "webhook_secret_previous_until"])
+    audit_append(kind="agent.webhook_secret_rotated", actor=actor, agent=agent,
+                 data={"grace_seconds": int(grace.total_seconds()) if grace else 0})
+    return new

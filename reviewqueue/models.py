@@ -27,6 +27,9 @@ class Agent(models.Model):
     rate_limit_per_minute = models.PositiveIntegerField(default=120)
     conversation_rate_limit_per_minute = models.PositiveIntegerField(default=30)
     webhook_secret = models.CharField(max_length=64, default=_webhook_secret, editable=False)
+    # After a rotation with a grace period, deliveries are signed with the old secret too until then.
+    webhook_secret_previous = models.CharField(max_length=64, blank=True, default="", editable=False)
+    webhook_secret_previous_until = models.DateTimeField(null=True, blank=True, editable=False)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -345,6 +348,18 @@ class NotificationChannel(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.kind} for {self.group})"
+
+    def clean(self):
+        """A Slack or webhook URL must be one the service may call (no credentials, not inward)."""
+        from django.core.exceptions import ValidationError
+
+        from .netguard import UnsafeURL, check_url
+
+        if self.kind != ChannelKind.EMAIL:
+            try:
+                check_url(self.target)
+            except UnsafeURL as exc:
+                raise ValidationError({"target": str(exc)}) from None
 
 
 class OutboxStatus(models.TextChoices):

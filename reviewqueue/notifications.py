@@ -3,7 +3,10 @@
 `enqueue` runs inside the transaction of the event that causes it, so an
 event and its messages commit (or vanish) together. The worker delivers each
 message: at most 3 retries with exponential backoff and full jitter, a circuit
-breaker per endpoint, and dead letters kept for ops.
+breaker per endpoint (and per agent, for agent webhooks), and dead letters
+kept for ops. Every request goes through netguard, which refuses URLs that
+lead into the service's own network; agent webhooks are signed the Standard
+Webhooks way (delivery id and timestamp under the signature).
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 from django.conf import settings
 from django.core.mail import send_mail
 from django.core.serializers.json import DjangoJSONEncoder
@@ -26,7 +28,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import admission
+from standardwebhooks import Webhook
+
+from . import admission, netguard
+from .credentials import webhook_secrets_live
 from .models import Action, CircuitBreaker, NotificationChannel, OutboxMessage, OutboxStatus
 
 logger = logging.getLogger(__name__)
@@ -117,11 +122,15 @@ def _dispatch(ids: list[int]) -> None:
 
 # ------------------------------------------------------------- delivery ---
 
-def _breaker_key(endpoint: str, kind: str) -> str:
-    if kind == "email":
+def _breaker_key(message: OutboxMessage) -> str:
+    """The circuit a message goes through: its endpoint's origin, and for an
+    agent webhook also the agent, so one agent's failing endpoint does not
+    stop deliveries to another agent on the same host."""
+    if message.kind == "email":
         return "email"
-    parts = urlsplit(endpoint)
-    return f"{parts.scheme}://{parts.netloc}"[:300]
+    parts = urlsplit(message.endpoint)
+    owner = f"agent:{message.agent_id} " if message.kind == AGENT_WEBHOOK else ""
+    return f"{owner}{parts.scheme}://{parts.netloc}"[:300]
 
 
 def _claim(message_id: int, now: datetime) -> OutboxMessage | None:
@@ -140,13 +149,19 @@ def deliver(message_id: int) -> str:
     message = _claim(message_id, now)
     if message is None:
         return "not due"
-    breaker_key = _breaker_key(message.endpoint, message.kind)
+    breaker_key = _breaker_key(message)
     if not _breaker_allows(breaker_key, now):
         reopen = CircuitBreaker.objects.get(pk=breaker_key).open_until
         OutboxMessage.objects.filter(pk=message.pk).update(next_attempt_at=max(reopen or now, now))
         return "circuit open"
     try:
         _send(message)
+    except netguard.UnsafeURL as exc:  # not the far end failing: the service will not call there
+        OutboxMessage.objects.filter(pk=message.pk).update(
+            status=OutboxStatus.DEAD, attempts=message.attempts + 1, last_error=f"refused: {exc}"[:2000]
+        )
+        logger.warning("outbox message %s refused: %s", message.pk, exc)
+        return "refused"
     except Exception as exc:  # any failure of the far end counts the same
         _breaker_record(breaker_key, ok=False, now=timezone.now())
         return _failed(message, f"{type(exc).__name__}: {exc}"[:2000])
@@ -183,15 +198,33 @@ def _send(message: OutboxMessage) -> None:
     if message.kind == AGENT_WEBHOOK:
         body = json.dumps(message.body, separators=(",", ":"), ensure_ascii=False).encode()
         headers = {"Content-Type": "application/json", "X-Reviewqueue-Event": message.event,
-                   "X-Reviewqueue-Signature": "sha256=" + sign(body, message.agent.webhook_secret)}
+                   **signature_headers(message, body, timezone.now())}
     elif message.kind == "slack":
         body = json.dumps({"text": message.body["text"]}).encode()
         headers = {"Content-Type": "application/json"}
     else:
         body = json.dumps(message.body, ensure_ascii=False).encode()
         headers = {"Content-Type": "application/json", "X-Reviewqueue-Event": message.event}
-    response = httpx.post(message.endpoint, content=body, headers=headers, timeout=timeout, follow_redirects=False)
+    response = netguard.post(message.endpoint, content=body, headers=headers, timeout=timeout)
     response.raise_for_status()
+
+
+def signature_headers(message: OutboxMessage, body: bytes, now: datetime) -> dict[str, str]:
+    """Standard Webhooks headers: the delivery id (the same on every retry) and
+    the attempt's time are signed with the body, so a receiver that remembers
+    ids and refuses old timestamps refuses replays. During a secret's grace
+    period both secrets sign. The key is the secret's bytes, as for the older
+    X-Reviewqueue-Signature (the body alone), kept for existing receivers and
+    signed with the oldest live secret, so they keep working until the grace ends."""
+    live = webhook_secrets_live(message.agent, now)
+    delivery_id = f"msg_{message.pk}"
+    text = body.decode()
+    return {
+        "webhook-id": delivery_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": " ".join(Webhook(secret.encode()).sign(delivery_id, now, text) for secret in live),
+        "X-Reviewqueue-Signature": "sha256=" + sign(body, live[-1]),
+    }
 
 
 def sign(body: bytes, secret: str) -> str:

@@ -6,9 +6,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class HookServer:
+    """Listens on 127.0.0.1 (so webhooks to it need the allow-list, see netguard).
+
+    `status` answers every path; `status_for` overrides it per path."""
+
     def __init__(self):
         self.received: list[dict] = []
         self.status = 200
+        self.status_for: dict[str, int] = {}
         self.event = threading.Event()
         server = self
 
@@ -17,7 +22,7 @@ class HookServer:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 server.received.append({"path": self.path, "headers": dict(self.headers), "body": body,
                                         "json": json.loads(body) if body else None})
-                self.send_response(server.status)
+                self.send_response(server.status_for.get(self.path, server.status))
                 self.end_headers()
                 server.event.set()
 
@@ -25,7 +30,8 @@ class HookServer:
                 pass
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def close(self):

@@ -18,6 +18,12 @@ from reviewqueue.models import Action, CircuitBreaker, NotificationChannel, Outb
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _loopback_receivers_allowed(settings):
+    """The receivers here listen on 127.0.0.1: allow-list it, as a team with an internal receiver would."""
+    settings.REVIEWQUEUE = {**settings.REVIEWQUEUE, "WEBHOOK_ALLOWED_NETWORKS": ["127.0.0.0/8"]}
+
+
 def _deliver_all():
     return [notifications.deliver(pk) for pk in OutboxMessage.objects.filter(status="pending").values_list("pk", flat=True)]
 

@@ -177,7 +177,9 @@ def main():
     port = free_port()
     server = subprocess.Popen(
         [str(ROOT / ".venv/bin/gunicorn"), "config.wsgi", "-c", "config/gunicorn.conf.py"],
-        cwd=ROOT, env={**env, "BIND": f"127.0.0.1:{port}"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        # One bench key plays the 50 waiting agents, so it may hold 50 long-polls.
+        cwd=ROOT, env={**env, "BIND": f"127.0.0.1:{port}", "REVIEWQUEUE_WAIT_MAX_PER_AGENT": "64"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
     try:

@@ -5,13 +5,15 @@ the filesystem and a generated secret key. `REVIEWQUEUE_ENV=production` turns
 every such convenience into a loud failure.
 """
 
+import os
+import re
 import secrets
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import env_bool, env_duration, env_int, env_list, env_str
+from .env import env_bool, env_duration, env_int, env_list, env_str, secret_key_weakness, write_private_file
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("REVIEWQUEUE_VAR_DIR") or BASE_DIR / "var")
@@ -27,6 +29,11 @@ DEBUG = env_bool("DEBUG", default=False)
 
 def _secret_key() -> str:
     if key := env_str("SECRET_KEY"):
+        if not LOCAL_RUN and (weakness := secret_key_weakness(key)):
+            raise ImproperlyConfigured(
+                f"SECRET_KEY is too weak for production: {weakness}. Generate one with "
+                "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+            )
         return key
     if not LOCAL_RUN:
         raise ImproperlyConfigured("SECRET_KEY (or SECRET_KEY_FILE) is required in production")
@@ -34,12 +41,29 @@ def _secret_key() -> str:
     # and restarts all agree on it (sessions survive a restart).
     path = VAR_DIR / "secret_key"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
+        write_private_file(path, secrets.token_urlsafe(50))
     return path.read_text().strip()
 
 
 SECRET_KEY = _secret_key()
+
+
+def _audit_checkpoint_key() -> str:
+    """Signs the audit trail's checkpoints; the database must never hold it
+    (whoever can write the database must not be able to sign a forged head)."""
+    if key := env_str("REVIEWQUEUE_AUDIT_CHECKPOINT_KEY"):
+        if len(key) < 32:
+            raise ImproperlyConfigured("REVIEWQUEUE_AUDIT_CHECKPOINT_KEY must be at least 32 characters")
+        return key
+    if not LOCAL_RUN:
+        raise ImproperlyConfigured(
+            "REVIEWQUEUE_AUDIT_CHECKPOINT_KEY (or REVIEWQUEUE_AUDIT_CHECKPOINT_KEY_FILE) is required in production"
+        )
+    path = VAR_DIR / "audit_checkpoint_key"  # generated once, like the local secret key
+    if not path.exists():
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+            file.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
 
 ALLOWED_HOSTS = env_list(
     "ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"] if LOCAL_RUN else []
@@ -59,6 +83,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "csp",
+    "axes",
     "reviewqueue",
     "riskrouter",
 ]
@@ -67,6 +92,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "reviewqueue.middleware.ApiErrorEnvelopeMiddleware",
+    "reviewqueue.middleware.RefuseNulMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -75,6 +101,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "reviewqueue.middleware.CSPMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a lockout into the sign-in page saying so
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -162,6 +189,21 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = LOCAL_RUN
 
+# Sign-in throttling (reviewqueue/signin.py): after REVIEWQUEUE_LOGIN_FAILURE_LIMIT
+# failures for one username from one address, that pair is refused (the right
+# password too) until REVIEWQUEUE_LOGIN_LOCKOUT has passed since the last try.
+# Counted in Redis when there is one, else in the database: shared by every process.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_HANDLER = "reviewqueue.signin.AuditedCacheHandler" if REDIS_URL else "reviewqueue.signin.AuditedDatabaseHandler"
+AXES_CACHE = "default"
+AXES_FAILURE_LIMIT = env_int("REVIEWQUEUE_LOGIN_FAILURE_LIMIT", default=5, minimum=1)
+AXES_COOLOFF_TIME = env_duration("REVIEWQUEUE_LOGIN_LOCKOUT", default="15m")
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_CALLABLE = "reviewqueue.signin.lockout_response"
+AXES_RESET_ON_SUCCESS = True
+AXES_DISABLE_ACCESS_LOG = True  # failures are audited (user.login_failed); successes need no second log
+AXES_VERBOSE = False
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -186,9 +228,20 @@ CONTENT_SECURITY_POLICY = {
 }
 
 if not LOCAL_RUN:
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # HTTPS only: plain HTTP is redirected, browsers are told to never try it
+    # again (HSTS), and cookies never travel without TLS.
+    SECURE_SSL_REDIRECT = True
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", default=365 * 24 * 3600, minimum=1)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=False)
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+    # TLS ended at a proxy: trust its header only when told to, since a client
+    # could send the same header to a server that no proxy fronts.
+    if _tls_header := env_str("REVIEWQUEUE_TLS_PROXY_HEADER"):
+        if not re.fullmatch(r"[A-Za-z0-9-]+", _tls_header):
+            raise ImproperlyConfigured(f"REVIEWQUEUE_TLS_PROXY_HEADER={_tls_header!r} is not a header name")
+        SECURE_PROXY_SSL_HEADER = ("HTTP_" + _tls_header.upper().replace("-", "_"), "https")
     if DEBUG:
         raise ImproperlyConfigured("DEBUG must be off in production")
 
@@ -221,6 +274,10 @@ CELERY_BEAT_SCHEDULE = {
     "sla-sweep": {"task": "reviewqueue.sla_sweep", "schedule": 1.0, "options": {"expires": 5}},
     "outbox-sweep": {"task": "reviewqueue.outbox_sweep", "schedule": 1.0, "options": {"expires": 5}},
     "housekeeping": {"task": "reviewqueue.housekeeping", "schedule": 300.0},
+    # Signs the audit chain's head outside the database (see reviewqueue/audit.py).
+    "audit-checkpoint": {"task": "reviewqueue.audit_checkpoint",
+                         "schedule": env_duration("REVIEWQUEUE_AUDIT_CHECKPOINT_INTERVAL", default="1m").total_seconds()},
+    "refusals-fold": {"task": "reviewqueue.refusals_fold", "schedule": 60.0, "options": {"expires": 50}},
 }
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
@@ -229,6 +286,7 @@ EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "reviewqueue@localhost")
+
 
 
 def _webhook_allowed_networks() -> list[str]:
@@ -252,6 +310,12 @@ REVIEWQUEUE = {
     "SLA_ASYNC_REVIEW": env_duration("REVIEWQUEUE_SLA_ASYNC_REVIEW", default="24h"),
     "WAIT_MAX_SECONDS": 60,
     "WAIT_POLL_SECONDS": 0.05,
+    # Long-polls one agent may hold at once (each holds a web thread), and how
+    # often a waiting long-poll checks that its key is still live.
+    "WAIT_MAX_PER_AGENT": env_int("REVIEWQUEUE_WAIT_MAX_PER_AGENT", default=16, minimum=1),
+    "WAIT_KEY_CHECK_SECONDS": 1.0,
+    # Refused submissions: the first per agent, kind and window is audited in full, the rest counted.
+    "REFUSAL_AUDIT_WINDOW": env_duration("REVIEWQUEUE_REFUSAL_AUDIT_WINDOW", default="5m"),
     "OUTBOX_BACKOFF_SECONDS": float(env_str("REVIEWQUEUE_OUTBOX_BACKOFF_SECONDS", "2")),
     "OUTBOX_TIMEOUT_SECONDS": 5,
     "BREAKER_FAILURES": env_int("REVIEWQUEUE_BREAKER_FAILURES", default=5, minimum=1),
@@ -265,6 +329,9 @@ REVIEWQUEUE = {
     "CLAIM_LEASE": env_duration("REVIEWQUEUE_CLAIM_LEASE", default="5m"),
     "QUEUE_PAGE_SIZE": 50,
     "QUEUE_POLL_SECONDS": env_int("REVIEWQUEUE_QUEUE_POLL_SECONDS", default=3),
+    # Signed checkpoints of the audit chain's head, kept outside the database.
+    "AUDIT_CHECKPOINT_PATH": Path(env_str("REVIEWQUEUE_AUDIT_CHECKPOINT_PATH") or VAR_DIR / "audit-checkpoints.jsonl"),
+    "AUDIT_CHECKPOINT_KEY": _audit_checkpoint_key(),
 }
 
 # The risk router learns from reviewers' decisions (riskrouter never imports reviewqueue).

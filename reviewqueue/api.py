@@ -20,15 +20,17 @@ from ninja.errors import ValidationError as NinjaValidationError
 from ninja.security import HttpBearer
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr, field_validator
 
-from . import killswitch, lifecycle, netguard, selectors, wakeups
-from .credentials import Principal, authenticate_key
-from .errors import Forbidden, InvalidInput, ServiceError, Unauthenticated
+from . import killswitch, lifecycle, netguard, ratelimit, selectors, wakeups
+from .credentials import Principal, authenticate_key, principal_reread
+from .errors import Forbidden, InvalidInput, RateLimited, ServiceError, Unauthenticated
 from .jsonbody import StrictJsonParser, json_response
 from .middleware import error_response
 from .models import KillSwitch
 from .serializers import action_json
 
 ACTION_TYPE = r"^[A-Za-z][A-Za-z0-9_.:-]{0,127}$"
+# ASCII only, so a look-alike letter can't slip a tool past scopes and kill switches.
+TOOL = r"^(?:[A-Za-z0-9][A-Za-z0-9_.:/ -]{0,199})?$"
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
@@ -73,7 +75,23 @@ api = NinjaAPI(
 
 @api.exception_handler(ServiceError)
 def _service_error(request, exc: ServiceError):
+    if exc.status in (400, 413, 422) and (over := _bad_input_counted(request)):
+        exc = over
     return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+
+
+def _bad_input_counted(request) -> RateLimited | None:
+    """An agent's bad input counts against its rate limit like every other
+    answer (a flood of malformed requests is not free); past the limit the
+    answer is the 429."""
+    principal = getattr(request, "auth", None)
+    if not isinstance(principal, Principal) or principal.agent is None:
+        return None
+    try:
+        ratelimit.rate_limit_hit(limits=[("agent", principal.agent.name, principal.agent.rate_limit_per_minute)])
+    except RateLimited as over:
+        return over
+    return None
 
 
 @api.exception_handler(HttpError)
@@ -92,8 +110,8 @@ def _validation_error(request, exc: NinjaValidationError):
         for error in exc.errors
     ]
     first = details[0] if details else {"location": "", "message": "invalid"}
-    return error_response(
-        422, "validation_error", f"{first['location']}: {first['message']}".strip(": "), details
+    return _service_error(
+        request, InvalidInput(f"{first['location']}: {first['message']}".strip(": "), details=details)
     )
 
 
@@ -119,7 +137,7 @@ class SubmitIn(BaseModel):
     action_type: Annotated[StrictStr, Field(pattern=ACTION_TYPE, examples=["payments.refund"])]
     payload: dict[str, Any]
     summary: Annotated[StrictStr, Field(min_length=1)]
-    tool: Annotated[StrictStr, Field(max_length=200)] = ""
+    tool: Annotated[StrictStr, Field(pattern=TOOL, examples=["stripe.refunds.create"])] = ""
     rationale: Annotated[StrictStr, Field(max_length=10_000)] = ""
     conversation_id: Annotated[StrictStr, Field(max_length=200)] = ""
     context: dict[str, Any] | None = None
@@ -302,15 +320,21 @@ class WaitQuery(Schema):
 
 @api.get("/actions/{uuid:action_id}/wait", auth=AgentKey(), response={200: ActionOut, **ERRORS}, tags=["actions"])
 def wait_action(request, action_id: uuid.UUID, query: Query[WaitQuery]):
-    """Long-poll: returns when the action leaves pending, or after `timeout` seconds (max 60)."""
+    """Long-poll: returns when the action leaves pending, or after `timeout` seconds (max 60).
+
+    An agent holds at most WAIT_MAX_PER_AGENT long-polls at once (429
+    `too_many_waits` past that); one whose key is revoked meanwhile ends with 401."""
     agent = _agent(request)
     action = selectors.action_get_for_agent(agent=agent, action_id=action_id)
     if action.status == "pending" and query.timeout > 0:
-        # Hand the connection back before waiting: a waiter holds no database
-        # connection. (Inside a test's transaction there is nothing to hand back.)
-        if not connection.in_atomic_block:
-            connection.close()
-        wakeups.wait(action.pk, timeout=query.timeout)
+        with ratelimit.wait_slot(agent=agent, timeout=query.timeout):  # 429 too_many_waits past the cap
+            # Hand the connection back before waiting: a waiter holds no database
+            # connection. (Inside a test's transaction there is nothing to hand back.)
+            if not connection.in_atomic_block:
+                connection.close()
+            wakeups.wait(action.pk, timeout=query.timeout, key_hash=request.auth.key_hash)
+        if principal_reread(request.auth) is None:  # revoked while it waited
+            raise Unauthenticated("The agent key was revoked or expired while waiting.")
         action = selectors.action_get_for_agent(agent=agent, action_id=action_id)
     return _action_response(action)
 

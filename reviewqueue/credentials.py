@@ -113,6 +113,15 @@ class KeyCheck:
         self.pending = None
 
 
+def live_key_hashes(digests: set[str]) -> set[str]:
+    """Which of these agent key hashes still authenticate (live key, active agent)."""
+    now = timezone.now()
+    return set(
+        ApiKey.objects.filter(key_hash__in=digests, revoked_at__isnull=True, agent__is_active=True)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now)).values_list("key_hash", flat=True)
+    )
+
+
 def principal_reread(principal: Principal) -> Principal | None:
     """The principal behind the same key, as the database has it now."""
     return _authenticate_hash(principal.key_hash)

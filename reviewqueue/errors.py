@@ -22,6 +22,12 @@ class MalformedJson(ServiceError):
     status, code = 400, "invalid_json"
 
 
+class DuplicateKey(MalformedJson):
+    """One object names a key twice: refused, not "the last one wins"."""
+
+    code = "duplicate_key"
+
+
 class BodyTooLarge(ServiceError):
     status, code = 413, "payload_too_large"
 
@@ -59,6 +65,10 @@ class RateLimited(ServiceError):
     def __init__(self, message: str, *, retry_after: int, details=None):
         super().__init__(message, details=details, headers={"Retry-After": str(retry_after)})
         self.retry_after = retry_after
+
+
+class TooManyWaits(RateLimited):
+    code = "too_many_waits"
 
 
 class KillSwitchEngaged(ServiceError):

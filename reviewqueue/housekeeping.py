@@ -4,10 +4,10 @@ from django.conf import settings
 from django.utils import timezone
 
 from .models import IdempotencyKey
-from .ratelimit import rate_counters_purge
+from .ratelimit import rate_counters_purge, wait_slots_purge
 
 
 def purge_expired() -> dict[str, int]:
     cutoff = timezone.now() - settings.REVIEWQUEUE["IDEMPOTENCY_TTL"]
     keys, _ = IdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
-    return {"idempotency_keys": keys, "rate_counters": rate_counters_purge()}
+    return {"idempotency_keys": keys, "rate_counters": rate_counters_purge(), "wait_slots": wait_slots_purge()}

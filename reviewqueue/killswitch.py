@@ -9,7 +9,6 @@ let an action through; if the state can't be read, the request fails (503).
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from functools import cache, partial
 
@@ -20,9 +19,10 @@ from . import lifecycle, notifications, rawsql
 from .audit import audit_append
 from .errors import InvalidInput
 from .models import Agent, KillSwitch
+from .names import names_touch
 
 _LOCK = 0x72715F6B696C6C  # any fixed 64-bit number
-SCOPE = re.compile(r"^(global|agent:[A-Za-z0-9][A-Za-z0-9_.-]{0,99}|action_type:[A-Za-z0-9_.:*?\[\]!-]{1,128})$")
+SCOPE = re.compile(r"^(global|agent:[A-Za-z0-9][A-Za-z0-9_.-]{0,99}|action_type:[A-Za-z0-9_.:/*?\[\]!-]{1,128})$")
 
 
 def scope_validate(scope: str) -> str:
@@ -33,19 +33,23 @@ def scope_validate(scope: str) -> str:
     return scope
 
 
-def scope_covers(scope: str, *, agent_name: str, action_type: str) -> bool:
+def scope_covers(scope: str, *, agent_name: str, action_type: str, tool: str = "") -> bool:
+    """An `action_type:` pattern covers an action when it matches its type or
+    its tool (what actually runs), whatever their spelling (see names)."""
     kind, _, value = scope.partition(":")
     if kind == "global":
         return True
     if kind == "agent":
         return agent_name == value
-    return kind == "action_type" and fnmatch.fnmatchcase(action_type, value)
+    return kind == "action_type" and names_touch(value, action_type, tool)
 
 
-def engaged_covering(switches: list[KillSwitch], *, agent_name: str, action_type: str) -> KillSwitch | None:
+def engaged_covering(
+    switches: list[KillSwitch], *, agent_name: str, action_type: str, tool: str = "",
+) -> KillSwitch | None:
     """The first of `switches` (from engaged_switches) that covers this submission."""
     for switch in switches:
-        if scope_covers(switch.scope, agent_name=agent_name, action_type=action_type):
+        if scope_covers(switch.scope, agent_name=agent_name, action_type=action_type, tool=tool):
             return switch
     return None
 

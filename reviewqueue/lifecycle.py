@@ -25,7 +25,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from . import credentials, killswitch, notifications, rawsql, sla, wakeups
+from . import credentials, killswitch, notifications, rawsql, refusals, sla, wakeups
 from .audit import appended, audit_append, audit_append_many, chain_prefix, new_event
 from .canonical import sha256_hex
 from .credentials import CredentialsChanged, Principal
@@ -71,9 +71,10 @@ def action_submit(
 ) -> Submitted:
     """Decide at once whether the agent may execute, and record the action.
 
-    Order matters: scope (403, audited), idempotent replay (no new counting),
-    rate limit (429, nothing written), kill switch (423, audited), then route
-    and write.
+    Order matters: rate limit first (429, nothing written; every answer
+    counts, refusals and replays too), scope (403, audited in aggregate),
+    idempotent replay (423 if a kill switch now covers it), then route and
+    write, refused (423, audited in aggregate) if a kill switch covers it.
 
     `remembered` is the agent's principal when it came from this process's
     memory of keys: the write checks it in SQL, and every other answer
@@ -95,33 +96,28 @@ def _submit(
     agent: Agent, submission: Submission, idempotency_key: str | None, remembered: Principal | None,
 ) -> Submitted:
     check = credentials.KeyCheck(remembered)
-    if not agent.allows(submission.action_type):
-        check.confirm()
-        with transaction.atomic():
-            audit_append(
-                kind="action.scope_denied", actor=f"agent:{agent.name}", agent=agent,
-                data={"action_type": submission.action_type, "scopes": agent.scopes},
-            )
-        raise ScopeDenied(
-            f"Agent '{agent.name}' may not submit '{submission.action_type}'.",
-            details={"action_type": submission.action_type, "scopes": agent.scopes},
-        )
-    fingerprint = submission.fingerprint()
-    if idempotency_key:
-        check.confirm()
-        if replay := _replay(agent, idempotency_key, fingerprint):
-            return replay
-
     limits = [("agent", agent.name, agent.rate_limit_per_minute)]
     if submission.conversation_id:
         limits.append(
             ("conversation", f"{agent.name}:{submission.conversation_id}", agent.conversation_rate_limit_per_minute)
         )
     try:
+        # First, so that every answer counts: refusals and replays are not free.
         rate_limit_hit(limits=limits)
     except RateLimited:
         check.confirm()
         raise
+    if not agent.allows(submission.action_type, submission.tool):
+        check.confirm()
+        details = {"action_type": submission.action_type, "tool": submission.tool, "scopes": agent.scopes}
+        refusals.refusal_record(kind="action.scope_denied", agent=agent, data=details)
+        what = f"'{submission.action_type}'" + (f" with tool '{submission.tool}'" if submission.tool else "")
+        raise ScopeDenied(f"Agent '{agent.name}' may not submit {what}.", details=details)
+    fingerprint = submission.fingerprint()
+    if idempotency_key:
+        check.confirm()
+        if replay := _replay(agent, idempotency_key, fingerprint):
+            return replay
 
     decided = riskrouter.route(
         riskrouter.ActionInput(
@@ -144,11 +140,15 @@ def _submit(
             return replay
         raise
     if engaged := write.engaged:
-        raise KillSwitchEngaged(
-            f"The kill switch '{engaged.scope}' is engaged: {engaged.reason}",
-            details={"scope": engaged.scope, "reason": engaged.reason},
-        )
+        raise _kill_switch_engaged(engaged)
     return Submitted(action=write.action, created=True)
+
+
+def _kill_switch_engaged(switch: KillSwitch, **details: Any) -> KillSwitchEngaged:
+    return KillSwitchEngaged(
+        f"The kill switch '{switch.scope}' is engaged: {switch.reason}",
+        details={"scope": switch.scope, "reason": switch.reason, **details},
+    )
 
 
 # Once an agent or an action type has been seen it stays seen, so each
@@ -169,6 +169,8 @@ def _seen(key: tuple[str, object], history: Callable[[], QuerySet]) -> bool:
 
 
 def _replay(agent: Agent, key: str, fingerprint: str) -> Submitted | None:
+    """The earlier answer to this Idempotency-Key, unless a kill switch now
+    covers it: a replay must never say `may_execute` while a switch is engaged."""
     record = IdempotencyKey.objects.select_related("action").filter(agent=agent, key=key).first()
     if record is None:
         return None
@@ -177,7 +179,20 @@ def _replay(agent: Agent, key: str, fingerprint: str) -> Submitted | None:
             "This Idempotency-Key was already used with a different request body.",
             details={"action_id": str(record.action_id)},
         )
-    return Submitted(action=record.action, created=False)
+    action = record.action
+    with transaction.atomic():
+        engaged = killswitch.engaged_covering(
+            killswitch.engaged_switches(), agent_name=agent.name, action_type=action.action_type, tool=action.tool,
+        )
+        if engaged:
+            refusals.refusal_record(
+                kind="action.refused_kill_switch", agent=agent,
+                data={"scope": engaged.scope, "action_type": action.action_type, "tool": action.tool,
+                      "summary": action.summary, "replay_of": str(action.pk)},
+            )
+    if engaged:
+        raise _kill_switch_engaged(engaged, action_id=str(action.pk))
+    return Submitted(action=action, created=False)
 
 
 @dataclass
@@ -259,12 +274,14 @@ def _write_submission(write: _Write, check: credentials.KeyCheck | None = None) 
     action = write.action
     with transaction.atomic():
         write.engaged = killswitch.engaged_covering(
-            killswitch.engaged_switches(), agent_name=action.agent.name, action_type=action.action_type
+            killswitch.engaged_switches(), agent_name=action.agent.name, action_type=action.action_type,
+            tool=action.tool,
         )
         if write.engaged:
-            audit_append(
-                kind="action.refused_kill_switch", actor=write.event["actor"], agent=action.agent,
-                data={"scope": write.engaged.scope, "action_type": action.action_type, "summary": action.summary},
+            refusals.refusal_record(
+                kind="action.refused_kill_switch", agent=action.agent,
+                data={"scope": write.engaged.scope, "action_type": action.action_type, "tool": action.tool,
+                      "summary": action.summary},
             )
             return
         rawsql.insert(action)  # the hot path (see rawsql)
@@ -401,9 +418,9 @@ def _in_scope(queryset, scope: str) -> list:
     kind, _, value = scope.partition(":")
     if kind == "agent":
         queryset = queryset.filter(agent__name=value)
-    rows = queryset.order_by("created_at").values_list("pk", "agent__name", "action_type")
-    return [pk for pk, agent_name, action_type in rows
-            if killswitch.scope_covers(scope, agent_name=agent_name, action_type=action_type)]
+    rows = queryset.order_by("created_at").values_list("pk", "agent__name", "action_type", "tool")
+    return [pk for pk, agent_name, action_type, tool in rows
+            if killswitch.scope_covers(scope, agent_name=agent_name, action_type=action_type, tool=tool)]
 
 
 def _chunks(items: list, size: int):
@@ -544,30 +561,96 @@ def action_release(*, action: Action, user: AbstractBaseUser) -> Action:
     return action
 
 
+APPROVALS = (DecisionKind.APPROVE, DecisionKind.EDIT_APPROVE)
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """What the next approval of a pending action approves, and who approved exactly that.
+
+    The agent's payload until a reviewer edits it, then the latest edit. An
+    approval counts only for the payload (SHA-256) it approved, so an edit
+    starts the count again with its editor's approval alone.
+    """
+
+    payload: dict[str, Any]
+    sha256: str
+    edited_by: str  # who proposed it; "" while it is the agent's own payload
+    approved: dict[str, dict[int, str]]  # payload SHA-256 → {user id: username}, in order
+
+    def approvers_of(self, digest: str) -> dict[int, str]:
+        return dict(self.approved.get(digest, {}))
+
+    @property
+    def approvers(self) -> list[str]:
+        return list(self.approved.get(self.sha256, {}).values())
+
+
+def proposal_of(action: Action, decisions: list[Decision]) -> Proposal:
+    """The current proposal, from the action's decisions in order (with their users)."""
+    payload, digest, edited_by = action.payload, "", ""
+    approved: dict[str, dict[int, str]] = {}
+    for d in decisions:
+        if d.kind not in APPROVALS:
+            continue
+        if d.edited_payload is not None:
+            payload, digest, edited_by = d.edited_payload, d.payload_sha256, d.user.get_username()
+        digest = digest or sha256_hex(payload)
+        # An approval from before hashes were recorded approved what was proposed then.
+        approved.setdefault(d.payload_sha256 or digest, {}).setdefault(d.user_id, d.user.get_username())
+    return Proposal(payload=payload, sha256=digest or sha256_hex(payload), edited_by=edited_by, approved=approved)
+
+
+def _route_edit(action: Action, payload: dict[str, Any]) -> riskrouter.Route:
+    """A reviewer's edit through the router and the policy, as its submission went."""
+    return riskrouter.route(
+        riskrouter.ActionInput(
+            action_type=action.action_type, payload=payload, summary=action.summary, tool=action.tool,
+            rationale=action.rationale, agent=action.agent.name, context=action.context,
+        )
+    )
+
+
+def _reasons_after_edit(current: list, route: riskrouter.Route, editor: str) -> list:
+    """The action's reasons plus the edit's new ones, marked as the edit's."""
+    seen = {str(r).split(": ", 1)[-1] if str(r).startswith("after an edit by ") else str(r) for r in current}
+    return [*current, *(f"after an edit by {editor}: {r}" for r in route.reasons if r not in seen)]
+
+
 def action_decide(
     *, action: Action, user: AbstractBaseUser, approve: bool, note: str = "",
-    edited_payload: dict[str, Any] | None = None,
+    edited_payload: dict[str, Any] | None = None, seen_sha256: str | None = None,
 ) -> Action:
     """A reviewer approves (optionally with an edited payload) or rejects a pending blocking action.
 
     - Separation of duties: an owner of the agent may not decide (403).
     - Reject needs a reason (422).
-    - Four eyes: an action marked for it needs approvals from two distinct
-      reviewers; the first approval is recorded and leaves it pending.
-    - Edit-and-approve: the edit becomes `approved_payload` and its SHA-256.
+    - An approval counts only for the exact payload (SHA-256) it approved:
+      the agent's, or the latest edit (see `Proposal`). `seen_sha256` is the
+      payload the reviewer's page showed; if another reviewer's edit replaced
+      it since, the approval is refused rather than counted for the edit.
+    - Four eyes: an action marked for it is approved only once two distinct
+      reviewers approved the same payload; until then it stays pending. An
+      edit is a new payload: its editor's approval counts as one, and another
+      reviewer must approve it.
+    - An edit goes through the router and the policy again: if they ask for
+      four eyes, the action needs them from then on (never fewer), and the
+      new reasons are kept on the action and in the audit event.
     - Of two reviewers deciding at once exactly one wins; the other gets
       `AlreadyDecided` naming who decided and how.
     """
     _decider_check(action, user)
     note = (note or "").strip()
-    if edited_payload is not None:
-        if not isinstance(edited_payload, dict):
-            raise InvalidInput("The edited payload must be a JSON object.")
-        if edited_payload == action.payload:
-            edited_payload = None  # an unchanged edit is a plain approval
+    if edited_payload is not None and not isinstance(edited_payload, dict):
+        raise InvalidInput("The edited payload must be a JSON object.")
     if not approve and not note:
         raise InvalidInput("A rejection needs a reason.")
+    # Routed before the row lock is taken: the router is pure and takes milliseconds.
+    rerouted = _route_edit(action, edited_payload) if (
+        approve and edited_payload is not None and edited_payload != action.payload
+    ) else None
     now = timezone.now()
+    name = user.get_username()
     try:
         with transaction.atomic():
             # The row lock serialises deciders of one action, so two "first"
@@ -580,45 +663,65 @@ def action_decide(
                 _decider_check(current, user)
             if current.tier != Tier.BLOCKING:
                 raise InvalidInput("Only blocking actions are approved or rejected; review this one instead.")
-            kind = DecisionKind.REJECT if not approve else (
-                DecisionKind.EDIT_APPROVE if edited_payload is not None else DecisionKind.APPROVE
-            )
             common = dict(actor=_actor(user), at=now, decided_at=now, decided_by=user,
-                          decision_by_label=user.get_username(), decision_note=note)
+                          decision_by_label=name, decision_note=note)
             if not approve:
                 decided = _transition(current, allowed_from=PENDING_ONLY, to=Status.REJECTED,
                                       kind="action.rejected", data={"note": note}, **common)
-                Decision.objects.create(action=decided, user=user, kind=kind, note=note, created_at=now)
+                Decision.objects.create(action=decided, user=user, kind=DecisionKind.REJECT, note=note, created_at=now)
                 return decided
-            approvals = list(current.decisions.filter(kind__in=[DecisionKind.APPROVE, DecisionKind.EDIT_APPROVE])
-                             .order_by("created_at"))
-            if current.four_eyes:
-                if any(d.user_id == user.pk for d in approvals):
-                    raise InvalidInput("You already approved this action; a second, different reviewer must approve.")
-                if not approvals:
-                    Decision.objects.create(action=current, user=user, kind=kind, note=note,
-                                            edited_payload=edited_payload, created_at=now)
-                    audit_append(
-                        kind="action.first_approval", actor=_actor(user), action=current, at=now,
-                        data={"note": note, "approvals": 1, "needed": 2, "edited": edited_payload is not None},
+            proposal = proposal_of(current, list(
+                current.decisions.filter(kind__in=APPROVALS).select_related("user").order_by("created_at", "pk")
+            ))
+            # An edit that matches what is proposed is a plain approval of it.
+            edit = edited_payload if edited_payload is not None and edited_payload != proposal.payload else None
+            data: dict[str, Any] = {"note": note}
+            if edit is None:
+                if seen_sha256 and seen_sha256 != proposal.sha256:
+                    who = proposal.edited_by or "another reviewer"
+                    raise InvalidInput(
+                        f"The payload changed since you opened this page: {who} edited it. Your approval was not "
+                        "recorded; review the payload now proposed and approve it if it is right.",
+                        details={"payload_sha256": proposal.sha256, "edited_by": proposal.edited_by},
                     )
-                    notifications.enqueue(event="action.first_approval", action=current,
-                                          data={"by": user.get_username()}, at=now)
-                    return current
-            payload = edited_payload
-            if payload is None:  # the first approver's edit stands unless the second edits again
-                edits = [d.edited_payload for d in approvals if d.edited_payload is not None]
-                payload = edits[-1] if edits else current.payload
-            digest = sha256_hex(payload)
-            decided = _transition(
+                if user.pk in proposal.approvers_of(proposal.sha256):
+                    raise InvalidInput(
+                        "You already approved this payload; a second, different reviewer must approve it (four eyes)."
+                    )
+                payload, digest = proposal.payload, proposal.sha256
+            else:
+                payload, digest = edit, sha256_hex(edit)
+                if rerouted is not None:
+                    needs_four_eyes = current.four_eyes or rerouted.four_eyes  # never fewer eyes
+                    data["rerouted"] = {
+                        "tier": str(rerouted.tier), "score": rerouted.score, "reasons": list(rerouted.reasons),
+                        "four_eyes": rerouted.four_eyes, "four_eyes_added": needs_four_eyes and not current.four_eyes,
+                    }
+                    fields = dict(four_eyes=needs_four_eyes, risk_score=max(current.risk_score, rerouted.score),
+                                  risk_reasons=_reasons_after_edit(list(current.risk_reasons or []), rerouted, name))
+                    Action.objects.filter(pk=current.pk).update(updated_at=now, **fields)
+                    for field, value in fields.items():
+                        setattr(current, field, value)
+            approvers = proposal.approvers_of(digest)
+            approvers[user.pk] = name
+            needed = 2 if current.four_eyes else 1
+            Decision.objects.create(action=current, user=user, note=note, edited_payload=edit, payload_sha256=digest,
+                                    kind=DecisionKind.EDIT_APPROVE if edit is not None else DecisionKind.APPROVE,
+                                    created_at=now)
+            if len(approvers) < needed:
+                audit_append(
+                    kind="action.first_approval", actor=_actor(user), action=current, at=now,
+                    data={**data, "approvals": len(approvers), "needed": needed, "edited": edit is not None,
+                          "payload_sha256": digest},
+                )
+                notifications.enqueue(event="action.first_approval", action=current, data={"by": name}, at=now)
+                return current
+            return _transition(
                 current, allowed_from=PENDING_ONLY, to=Status.APPROVED, kind="action.approved",
-                data={"note": note, "edited": payload != current.payload, "approved_payload_sha256": digest,
-                      "approvers": [*(d.user.get_username() for d in approvals), user.get_username()]},
+                data={**data, "edited": payload != current.payload, "approved_payload_sha256": digest,
+                      "approvers": list(approvers.values())},
                 approved_payload=payload, approved_payload_sha256=digest, **common,
             )
-            Decision.objects.create(action=decided, user=user, kind=kind, note=note,
-                                    edited_payload=edited_payload, created_at=now)
-            return decided
     except IllegalTransition as exc:
         if isinstance(exc, AlreadyDecided):
             raise

@@ -1,7 +1,6 @@
 """Tables of the review queue. Writes go through the service modules
 (lifecycle, credentials, audit, killswitch); nothing here assigns a status."""
 
-import fnmatch
 import secrets
 
 from django.conf import settings
@@ -9,6 +8,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 
 from .ids import uuid7
+from .names import names_within
 
 AGENT_NAME = RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$", "Letters, digits, '.', '_' and '-'.")
 
@@ -21,7 +21,8 @@ class Agent(models.Model):
     name = models.CharField(max_length=100, unique=True, validators=[AGENT_NAME])
     description = models.TextField(blank=True)
     scopes = models.JSONField(
-        default=list, blank=True, help_text="Shell-style patterns of action types it may submit, e.g. payments.*"
+        default=list, blank=True,
+        help_text="Shell-style patterns of the action types and tools it may submit, e.g. payments.*",
     )
     owners = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="owned_agents")
     rate_limit_per_minute = models.PositiveIntegerField(default=120)
@@ -39,8 +40,9 @@ class Agent(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def allows(self, action_type: str) -> bool:
-        return any(fnmatch.fnmatchcase(action_type, pattern) for pattern in self.scopes)
+    def allows(self, action_type: str, tool: str = "") -> bool:
+        """Both what the action is called and the tool it runs must be in scope."""
+        return names_within(self.scopes, action_type, tool)
 
 
 class ApiKey(models.Model):
@@ -221,6 +223,10 @@ class Decision(models.Model):
     kind = models.CharField(max_length=16, choices=DecisionKind.choices)
     note = models.TextField(blank=True)
     edited_payload = models.JSONField(null=True, blank=True)
+    # An approval counts only for the exact payload it approved (four eyes).
+    payload_sha256 = models.CharField(
+        max_length=64, blank=True, help_text="SHA-256 of the payload an approval approved (empty on other kinds)."
+    )
     created_at = models.DateTimeField()
 
     class Meta:
@@ -252,6 +258,34 @@ class RateCounter(models.Model):
 
     key = models.CharField(max_length=250, primary_key=True)
     count = models.PositiveIntegerField()
+    expires_at = models.DateTimeField(db_index=True)
+
+
+class RefusalTally(models.Model):
+    """Refusals of one agent's submissions (of one kind) within one window.
+
+    The first refusal of a window is audited in full; the rest only count
+    here, and a periodic fold writes one audit event per closed window: a
+    flood of refusals can't grow the audit trail without bound.
+    """
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=64)
+    window_start = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0, help_text="Refusals after the first (which is audited).")
+    sample = models.JSONField(default=dict, help_text="The latest refusal's details.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["agent", "kind", "window_start"], name="refusal_tally_window")]
+
+
+class WaitSlot(models.Model):
+    """One long-poll in progress, when no Redis holds the count: an agent
+    gets at most WAIT_MAX_PER_AGENT of them at once. A slot its process never
+    gave back (killed mid-wait) stops counting at `expires_at`."""
+
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="+")
     expires_at = models.DateTimeField(db_index=True)
 
 

@@ -11,17 +11,20 @@ from __future__ import annotations
 import hashlib
 import math
 import threading
-from datetime import UTC, datetime
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 
 import redis
 from django.conf import settings
 from django.core.cache import cache as django_cache
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 from redis.exceptions import NoScriptError
 
-from .errors import RateLimited
-from .models import RateCounter
+from .errors import RateLimited, TooManyWaits
+from .models import Agent, RateCounter, WaitSlot
 
 WINDOW_SECONDS = 60
 
@@ -56,29 +59,34 @@ def _connection() -> redis.Connection:
     return client.connection
 
 
-def _hit_redis(keys: list[str], ttl: int) -> list[int]:
+def _run_script(script: str, sha: str, keys: list[str], *args: object):
+    """Run a Lua script on this thread's connection, in one round trip."""
     conn = _connection()
     try:
-        return _evalsha(conn, keys, ttl)
+        return _evalsha(conn, script, sha, keys, args)
     except redis.ConnectionError:
         conn.disconnect()  # dropped (Redis restarted, say): connect again, once
-        return _evalsha(conn, keys, ttl)
+        return _evalsha(conn, script, sha, keys, args)
 
 
-def _evalsha(conn: redis.Connection, keys: list[str], ttl: int) -> list[int]:
+def _evalsha(conn: redis.Connection, script: str, sha: str, keys: list[str], args: tuple):
     try:
-        conn.send_command("EVALSHA", _HIT_ALL_SHA, len(keys), *keys, ttl)
+        conn.send_command("EVALSHA", sha, len(keys), *keys, *args)
         return conn.read_response()
     except NoScriptError:  # not loaded yet: a restart of Redis flushes scripts
-        conn.send_command("EVAL", _HIT_ALL, len(keys), *keys, ttl)
+        conn.send_command("EVAL", script, len(keys), *keys, *args)
         return conn.read_response()
+
+
+def _in_redis() -> bool:
+    return settings.REVIEWQUEUE["RATE_LIMIT_BACKEND"] == "cache" and bool(settings.REDIS_URL)
 
 
 def _hit_all(keys: list[str], *, window_end: datetime) -> list[int]:
     """Count one hit on each key; return the new counts."""
     ttl = WINDOW_SECONDS + 5
-    if settings.REVIEWQUEUE["RATE_LIMIT_BACKEND"] == "cache" and settings.REDIS_URL:
-        return _hit_redis(keys, ttl)
+    if _in_redis():
+        return _run_script(_HIT_ALL, _HIT_ALL_SHA, keys, ttl)
     if settings.REVIEWQUEUE["RATE_LIMIT_BACKEND"] == "cache":
         return [_cache_hit(key, ttl) for key in keys]
     table = RateCounter._meta.db_table
@@ -127,4 +135,65 @@ def rate_limit_hit(*, limits: list[tuple[str, str, int]]) -> None:
 
 def rate_counters_purge() -> int:
     deleted, _ = RateCounter.objects.filter(expires_at__lt=timezone.now()).delete()
+    return deleted
+
+
+# ------------------------------------------------------ concurrent waits ---
+# Each long-poll holds a web thread, so one agent must not hold them all: an
+# agent gets at most WAIT_MAX_PER_AGENT at once, counted across processes
+# (in Redis when configured, else in the database). A slot carries an expiry,
+# so one whose process died mid-wait stops counting by itself.
+
+_TAKE_SLOT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+_TAKE_SLOT_SHA = hashlib.sha1(_TAKE_SLOT.encode()).hexdigest()
+_SLOT_GRACE_SECONDS = 10
+
+
+@contextmanager
+def wait_slot(*, agent: Agent, timeout: float) -> Iterator[None]:
+    """Hold one of the agent's long-poll slots for up to `timeout` seconds,
+    or raise TooManyWaits (429) when it holds all of them."""
+    cap = settings.REVIEWQUEUE["WAIT_MAX_PER_AGENT"]
+    now = timezone.now()
+    expires = now + timedelta(seconds=timeout + _SLOT_GRACE_SECONDS)
+    member = uuid.uuid4().hex
+    key = f"waits:{agent.pk}"
+    if _in_redis():
+        taken = _run_script(_TAKE_SLOT, _TAKE_SLOT_SHA, [key], now.timestamp(), expires.timestamp(), member, cap,
+                            int(timeout) + 2 * _SLOT_GRACE_SECONDS)
+    else:
+        with transaction.atomic():
+            # The agent's row lock serialises its slot takers, so two can't
+            # both see the last free slot. NO KEY UPDATE: submissions' foreign
+            # key checks don't wait for it.
+            Agent.objects.select_for_update(no_key=True).filter(pk=agent.pk).exists()
+            taken = WaitSlot.objects.filter(agent=agent, expires_at__gt=now).count() < cap
+            if taken:
+                WaitSlot.objects.create(id=member, agent=agent, expires_at=expires)
+    if not taken:
+        raise TooManyWaits(
+            f"Agent '{agent.name}' already has {cap} long-polls waiting; wait for one to return, or follow "
+            "the action with a webhook.", retry_after=1, details={"limit": cap, "per": "agent"},
+        )
+    try:
+        yield
+    finally:
+        if _in_redis():
+            _run_script(_GIVE_SLOT, _GIVE_SLOT_SHA, [key], member)
+        else:
+            WaitSlot.objects.filter(pk=member).delete()
+
+
+_GIVE_SLOT = "return redis.call('ZREM', KEYS[1], ARGV[1])"
+_GIVE_SLOT_SHA = hashlib.sha1(_GIVE_SLOT.encode()).hexdigest()
+
+
+def wait_slots_purge() -> int:
+    deleted, _ = WaitSlot.objects.filter(expires_at__lt=timezone.now()).delete()
     return deleted

@@ -30,6 +30,7 @@ def action_get_for_agent(*, agent: Agent, action_id: uuid.UUID) -> Action:
 ROLES = ("reviewer", "senior_reviewer", "ops", "admin")
 REVIEW_ROLES = frozenset({"reviewer", "senior_reviewer", "admin"})
 OPS_ROLES = frozenset({"ops", "admin"})
+REVEAL_ROLES = frozenset({"senior_reviewer", "admin"})
 COUNT_CAP = 1000  # nav counts stop counting here ("1000+"): bounded cost at any queue depth
 
 
@@ -53,6 +54,11 @@ def may_review(user) -> bool:
 
 def may_operate(user) -> bool:
     return bool(user_roles(user) & OPS_ROLES)
+
+
+def may_reveal(user) -> bool:
+    """Who may see personal data in the clear: senior reviewers and admins (payloads through an audited reveal)."""
+    return bool(user_roles(user) & REVEAL_ROLES)
 
 
 def require_reviewer(user) -> None:
@@ -217,7 +223,7 @@ def queue_page(*, user, tab: Tab, filters: QueueFilters, cursor: str | None = No
     """
     require_reviewer(user)
     if tab == Tab.DECIDED:
-        return _decided_page(filters, cursor, limit)
+        return _readable_matches(_decided_page(filters, cursor, limit), user=user, filters=filters)
     if tab == Tab.BLOCKING:
         queryset, field = _open_blocking().filter(_visible(user)), "sla_due_at"
     elif tab == Tab.ASYNC:
@@ -237,7 +243,18 @@ def queue_page(*, user, tab: Tab, filters: QueueFilters, cursor: str | None = No
     if len(rows) > limit:
         rows = rows[:limit]
         next_cursor = _cursor_encode(getattr(rows[-1], field), rows[-1].pk)
-    return QueuePage([QueueRow(a) for a in rows], next_cursor)
+    return _readable_matches(QueuePage([QueueRow(a) for a in rows], next_cursor), user=user, filters=filters)
+
+
+def _readable_matches(page: QueuePage, *, user, filters: QueueFilters) -> QueuePage:
+    """The text filter matches only what the user can read: for one who may not
+    reveal, the masked summary, so a search can't probe masked personal data."""
+    if not filters.text or may_reveal(user):
+        return page
+    from .privacy import text_mask
+
+    needle = filters.text.casefold()
+    return QueuePage([r for r in page.rows if needle in text_mask(r.action.summary).casefold()], page.next_cursor)
 
 
 _ROW_FIELDS = (
@@ -391,9 +408,9 @@ def pending_in_scope(scope: str) -> int:
     """How many pending actions engaging this switch would halt (for the confirmation)."""
     from .killswitch import scope_covers
 
-    rows = Action.objects.filter(status=Status.PENDING).values_list("agent__name", "action_type")
-    return sum(1 for agent_name, action_type in rows.iterator()
-               if scope_covers(scope, agent_name=agent_name, action_type=action_type))
+    rows = Action.objects.filter(status=Status.PENDING).values_list("agent__name", "action_type", "tool")
+    return sum(1 for agent_name, action_type, tool in rows.iterator()
+               if scope_covers(scope, agent_name=agent_name, action_type=action_type, tool=tool))
 
 
 def ops_dead_letters(*, limit: int = 100):

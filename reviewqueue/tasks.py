@@ -11,6 +11,14 @@ def housekeeping_task(**kwargs) -> None:
     housekeeping.purge_expired()
 
 
+@shared_task(name="reviewqueue.refusals_fold", time_limit=120, ignore_result=True)
+def refusals_fold_task(**kwargs) -> None:
+    """Write one audit event per closed window of counted refusals (idempotent)."""
+    from .refusals import refusals_fold
+
+    refusals_fold()
+
+
 @shared_task(name="reviewqueue.sla_sweep", time_limit=60, ignore_result=True)
 def sla_sweep_task(**kwargs) -> None:
     """Escalate, expire and alert whatever is due (idempotent; beat runs it every second)."""
@@ -33,3 +41,11 @@ def deliver_task(message_id: int, **kwargs) -> None:
     from .notifications import deliver
 
     deliver(message_id)
+
+
+@shared_task(name="reviewqueue.audit_checkpoint", time_limit=300, ignore_result=True)
+def audit_checkpoint_task(**kwargs) -> None:
+    """Sign the audit chain's head into the checkpoint file outside the database."""
+    from .audit import audit_checkpoint
+
+    audit_checkpoint()

@@ -9,6 +9,7 @@ in this process wake their waiters at commit, without waiting for the watcher.
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections import defaultdict
 
@@ -19,6 +20,7 @@ from . import admission
 
 _lock = threading.Lock()
 _waiters: dict[uuid.UUID, set[threading.Event]] = defaultdict(set)
+_keys: dict[threading.Event, str] = {}  # a waiter's agent key hash
 _watcher: threading.Thread | None = None
 _watcher_wakeup = threading.Event()
 
@@ -31,14 +33,17 @@ def notify(action_id: uuid.UUID) -> None:
         event.set()
 
 
-def wait(action_id: uuid.UUID, *, timeout: float) -> bool:
-    """Block up to `timeout` s until the action may have left pending; True if woken.
+def wait(action_id: uuid.UUID, *, timeout: float, key_hash: str = "") -> bool:
+    """Block up to `timeout` s until the action may have left pending, or the
+    key `key_hash` may have died; True if woken.
 
     The caller must have released its database connection first.
     """
     event = threading.Event()
     with _lock:
         _waiters[action_id].add(event)
+        if key_hash:
+            _keys[event] = key_hash
         _ensure_watcher()
     _watcher_wakeup.set()
     try:
@@ -47,6 +52,7 @@ def wait(action_id: uuid.UUID, *, timeout: float) -> bool:
     finally:
         with _lock:
             _waiters[action_id].discard(event)
+            _keys.pop(event, None)
             if not _waiters[action_id]:
                 del _waiters[action_id]
 
@@ -58,10 +64,25 @@ def _ensure_watcher() -> None:
         _watcher.start()
 
 
+def _wake_dead_keys() -> None:
+    """Wake the waiters whose key was revoked or expired, or whose agent was deactivated."""
+    from .credentials import live_key_hashes
+
+    with _lock:
+        waiting = dict(_keys)
+    if not waiting:
+        return
+    live = live_key_hashes(set(waiting.values()))
+    for event, key_hash in waiting.items():
+        if key_hash not in live:
+            event.set()
+
+
 def _watch() -> None:
     from .models import Action, Status
 
     interval = settings.REVIEWQUEUE["WAIT_POLL_SECONDS"]
+    keys_checked = time.monotonic()
     while True:
         with _lock:
             watched = list(_waiters)
@@ -78,6 +99,12 @@ def _watch() -> None:
             close_old_connections()
         for action_id in moved:
             notify(action_id)
+        if time.monotonic() - keys_checked >= settings.REVIEWQUEUE["WAIT_KEY_CHECK_SECONDS"]:
+            keys_checked = time.monotonic()
+            try:
+                _wake_dead_keys()
+            except Exception:  # as above: retried on the next pass
+                close_old_connections()
         # Give the connection back between polls (to the pool, when there is one).
         connection.close()
         _watcher_wakeup.wait(interval)

@@ -189,7 +189,7 @@ def test_scopes_widened_after_the_key_was_remembered_apply_at_once(db):
     client = make_agent(scopes=["crm.*"])
     assert client.submit(action_type="crm.lookup", tool="").status_code == 201
     assert client.submit(action_type="payments.refund").status_code == 403
-    Agent.objects.filter(pk=client.agent.pk).update(scopes=["crm.*", "payments.*"])
+    Agent.objects.filter(pk=client.agent.pk).update(scopes=["crm.*", "payments.*", "stripe.*"])
 
     assert client.submit(action_type="payments.refund").status_code == 201
 

@@ -66,12 +66,14 @@ def test_keys_are_kept_for_24_hours_then_purged(agent_client):
         assert agent_client.submit(idempotency_key="day-old").status_code == 201
 
 
-def test_a_replay_does_not_use_up_the_rate_limit(db):
-    client = make_agent("tight", rate_limit_per_minute=2)
+def test_a_replay_counts_against_the_rate_limit_like_any_answer(db):
+    client = make_agent("tight", rate_limit_per_minute=3)
     assert client.submit(idempotency_key="a").status_code == 201
-    for _ in range(5):
-        assert client.submit(idempotency_key="a").status_code == 200
-    assert client.submit(idempotency_key="b").status_code == 201
+    assert client.submit(idempotency_key="a").status_code == 200
+    assert client.submit(idempotency_key="a").status_code == 200
+    over = client.submit(idempotency_key="a")
+    assert over.status_code == 429 and over.json()["error"]["code"] == "rate_limited"
+    assert client.submit(idempotency_key="b").status_code == 429
 
 
 @pytest.mark.django_db(transaction=True)

@@ -49,7 +49,8 @@ def _until_parked(count: int, seconds: float = 10) -> None:
 
 @pytest.mark.postgres
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="counts sessions in pg_stat_activity; CI runs it")
-def test_twenty_waiting_agents_hold_no_database_connections(live_server, reviewer):
+def test_twenty_waiting_agents_hold_no_database_connections(live_server, reviewer, settings):
+    settings.REVIEWQUEUE = {**settings.REVIEWQUEUE, "WAIT_MAX_PER_AGENT": 20}  # one agent key plays twenty
     client = make_agent("waiter", rate_limit_per_minute=1000)
     ids = [client.submit().json()["id"] for _ in range(20)]
     before = _settled_connections()  # a process of an earlier test may still be closing its session

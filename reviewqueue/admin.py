@@ -1,10 +1,21 @@
 """Admin: agents (with key rotation), actions, kill switches, and the audit
 trail, which is read-only here as everywhere."""
 
-from django.contrib import admin, messages
-from django.utils.html import format_html
+import json
+
+from django.contrib import admin
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseNotAllowed
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils.cache import add_never_cache_headers
+from django.utils.html import format_html, format_html_join
+
+from . import privacy
 
 from .credentials import agent_key_issue, agent_keys_revoke
+from .errors import Forbidden
 from .models import (
     Action, Agent, ApiKey, AuditEvent, CircuitBreaker, KillSwitch, NotificationChannel, OutboxMessage, SlaPolicy,
 )
@@ -37,21 +48,35 @@ class AgentAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
         if not change:
             key = agent_key_issue(agent=obj, actor=_actor(request))
-            self.message_user(
-                request, f"Key for {obj.name} (shown once, copy it now): {key}", messages.WARNING
-            )
+            request.reviewqueue_secrets = [{"agent": obj, "key": key, "webhook_secret": obj.webhook_secret}]
+
+    def response_add(self, request, obj, post_url_continue=None):
+        if shown := getattr(request, "reviewqueue_secrets", None):
+            return secrets_page(request, self, title=f"Agent {obj.name} created", rows=shown)
+        return super().response_add(request, obj, post_url_continue)
 
     @admin.action(description="Rotate key (old keys stop working at once)")
     def rotate_key(self, request, queryset):
-        for agent in queryset:
-            key = agent_key_issue(agent=agent, actor=_actor(request))
-            self.message_user(request, f"New key for {agent.name} (shown once): {key}", messages.WARNING)
+        rows = [{"agent": agent, "key": agent_key_issue(agent=agent, actor=_actor(request))} for agent in queryset]
+        return secrets_page(request, self, title="New keys", rows=rows)
 
     @admin.action(description="Revoke all keys")
     def revoke_keys(self, request, queryset):
         for agent in queryset:
             count = agent_keys_revoke(agent=agent, actor=_actor(request))
             self.message_user(request, f"Revoked {count} key(s) of {agent.name}.")
+
+
+def secrets_page(request, model_admin, *, title: str, rows: list[dict]) -> TemplateResponse:
+    """New secrets shown once, in this response only. Never through
+    django.contrib.messages: its default storage is a cookie (then the
+    session), which would carry a secret to the browser's disk and into the
+    next page. The page itself must not be cached."""
+    context = {**model_admin.admin_site.each_context(request), "title": title, "rows": rows,
+               "opts": model_admin.model._meta}
+    response = TemplateResponse(request, "admin/reviewqueue/agent/secrets_shown.html", context)
+    add_never_cache_headers(response)
+    return response
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -65,14 +90,120 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+_MASKED_JSON = ("payload", "approved_payload", "context", "risk_reasons")
+_MASKED_TEXT = ("summary", "rationale", "decision_note", "review_note", "outcome_detail")
+# Filters a URL may carry: a lookup on any other field (?payload__icontains=…) would probe masked data.
+_FILTERABLE = frozenset({"id", "agent", "action_type", "tool", "status", "tier", "review_state", "created_at",
+                         "conversation_id", "four_eyes", "risk_score"})
+
+
+def _masked_json(name: str):
+    """A read-only field showing one JSON column masked, the agent's payload's values as its tokens."""
+
+    @admin.display(description=name.replace("_", " "))
+    def show(self, action):
+        value = getattr(action, name)
+        if value is None:
+            return "-"
+        masked = privacy.payload_mask(value, like=None if name == "payload" else action.payload).value
+        return format_html('<pre class="masked">{}</pre>', json.dumps(masked, indent=2, ensure_ascii=False))
+
+    return show
+
+
+def _masked_text(name: str):
+    @admin.display(description=name.replace("_", " "))
+    def show(self, action):
+        return privacy.text_mask(getattr(action, name), like=action.payload) or "-"
+
+    return show
+
+
 @admin.register(Action)
 class ActionAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "agent", "action_type", "tier", "status", "review_state", "risk_score")
+    """Actions with personal data masked as on the dashboard (payloads, edits, summary, rationale, context,
+    notes). Users who may reveal get a button that shows them in the clear, audited like the dashboard's."""
+
+    list_display = ("created_at", "agent", "action_type", "masked_summary", "tier", "status", "review_state",
+                    "risk_score")
     list_filter = ("status", "tier", "review_state")
-    search_fields = ("action_type", "summary", "conversation_id")
     list_select_related = ("agent",)
     date_hierarchy = "created_at"
     show_full_result_count = False
+    change_form_template = "admin/reviewqueue/action/change_form.html"
+
+    masked_payload, masked_approved_payload = _masked_json("payload"), _masked_json("approved_payload")
+    masked_context, masked_risk_reasons = _masked_json("context"), _masked_json("risk_reasons")
+    masked_rationale, masked_decision_note = _masked_text("rationale"), _masked_text("decision_note")
+    masked_review_note, masked_outcome_detail = _masked_text("review_note"), _masked_text("outcome_detail")
+
+    def get_search_fields(self, request):
+        # Searching the summary would find text the user sees masked.
+        return ("action_type", "conversation_id", *(("summary",) if privacy.may_reveal(request.user) else ()))
+
+    def lookup_allowed(self, lookup, value, request=None):
+        return lookup.split("__", 1)[0] in _FILTERABLE and super().lookup_allowed(lookup, value, request)
+
+    def get_fields(self, request, obj=None):
+        masked = {*_MASKED_JSON, *_MASKED_TEXT}
+        # The hash of a payload would let anyone test guesses of its masked values offline.
+        hidden = set() if privacy.may_reveal(request.user) else {"approved_payload_sha256"}
+        return [*(f"masked_{f.name}" if f.name in masked else f.name
+                  for f in Action._meta.concrete_fields if f.name not in hidden), "masked_decisions"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.get_fields(request, obj)
+
+    @admin.display(description="summary")
+    def masked_summary(self, action):
+        return privacy.text_mask(action.summary, like=action.payload)[:120]
+
+    @admin.display(description="decisions")
+    def masked_decisions(self, action):
+        rows = [
+            (d.created_at.strftime("%Y-%m-%d %H:%M:%S"), d.get_kind_display(), d.user.get_username(),
+             privacy.text_mask(d.note, like=action.payload),
+             "" if d.edited_payload is None else json.dumps(
+                 privacy.payload_mask(d.edited_payload, like=action.payload).value, indent=2, ensure_ascii=False))
+            for d in action.decisions.select_related("user").order_by("created_at")
+        ]
+        if not rows:
+            return "-"
+        return format_html("<table>{}</table>", format_html_join(
+            "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><pre>{}</pre></td></tr>", rows))
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "may_reveal": privacy.may_reveal(request.user)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def get_urls(self):
+        reveal = path("<path:object_id>/reveal/", self.admin_site.admin_view(self.reveal_view),
+                      name="reviewqueue_action_reveal")
+        return [reveal, *super().get_urls()]
+
+    def reveal_view(self, request, object_id):
+        """The action's personal data in the clear (POST only), audited as the dashboard's reveal is."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        action = self.get_object(request, unquote(object_id))
+        if action is None or not self.has_view_permission(request, action):
+            raise Http404("No such action.")
+        try:
+            revealed = privacy.action_reveal(action=action, user=request.user, via="admin")
+        except Forbidden as exc:
+            raise PermissionDenied(exc.message) from None
+
+        def shown(value):
+            return "-" if value is None else json.dumps(value, indent=2, ensure_ascii=False)
+
+        return TemplateResponse(request, "admin/reviewqueue/action/reveal.html", {
+            **self.admin_site.each_context(request), "opts": self.opts, "original": action,
+            "title": f"Personal data of {action}", "revealed": revealed,
+            "fields": [("summary", revealed.summary), ("rationale", revealed.rationale or "-"),
+                       ("payload", shown(revealed.payload)), ("approved payload", shown(revealed.approved_payload)),
+                       ("context", shown(revealed.context))],
+            "edits": [(d, shown(p)) for d, p in revealed.edited_payloads],
+        })
 
 
 @admin.register(AuditEvent)

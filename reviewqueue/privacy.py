@@ -1,31 +1,51 @@
-"""Personal data in payloads: masked for display, revealed only with permission.
+"""Personal data: masked wherever it is shown, revealed only with permission, every reveal audited.
 
 Masking replaces each personal value with a token that names its kind and
 keeps a hint a reviewer needs (the domain of an email, the last four digits
 of a card), e.g. ``⟦email #1: m•••@acme.example⟧``. Tokens are numbered in a
 fixed walk order, so the masked payload can be edited and `payload_unmask`
 puts the original values back: a reviewer can edit-and-approve without ever
-seeing the data. Every reveal is written to the audit trail.
+seeing the data.
+
+Nothing shown to a user is derived from an original value unless it went
+through a mask first:
+
+- a reviewer's edit is previewed on its masked form (`edit_diff`): a token
+  stays a token wherever it is moved (another key, a key name, inside longer
+  text), and a value typed in is masked like any other, so a guess is never
+  confirmed;
+- an edit kept on the server (a pending or approved payload) is masked
+  against the agent's payload (`payload_diff`): any occurrence of an original
+  value, as a value, a key or inside text, shows as that value's token;
+- free text (summaries, rationales, notes, messages) goes through `text_mask`
+  for users who may not reveal.
+
+The detectors are riskrouter's (`personal_spans`); keys whose whole value is
+personal are listed here.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import phonenumbers
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from riskrouter.indicators import EMAIL, iban_ok, luhn_ok
+from riskrouter.indicators import EMAIL, personal_spans
 
 from .audit import audit_append
+from .canonical import canonical_json
 from .errors import Forbidden, InvalidInput
 from .models import Action
 
 OPEN, CLOSE = "⟦", "⟧"
-TOKEN = re.compile(r"⟦[a-z_]+ #(\d+)(?::[^⟦⟧]*)?⟧")
+# At most 9 digits: a longer number is text, never an int() of thousands of digits.
+TOKEN = re.compile(r"⟦[a-z_]+ #(\d{1,9})(?::[^⟦⟧]*)?⟧")
 DOT = "•••"
+# Originals shorter than this are matched only as whole values, not inside text.
+_MIN_INNER = 3
 
 # Keys whose whole value is personal (or secret), whatever it looks like.
 _SENSITIVE_KEY = re.compile(
@@ -33,19 +53,21 @@ _SENSITIVE_KEY = re.compile(
     r"address|street|postcode|zip|iban|account_number|card_number|card|cvc|cvv|passport|tax_id|"
     r"national_id|password|passwd|secret|api_key|token)(?:$|[_\-.])"
 )
-_CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
-_SSN = re.compile(r"\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b")
-_PHONE = re.compile(r"(?<![\w+])(?:\+|00)?\(?\d[\d ().-]{6,18}\d(?![\w])")
+_KINDS = (("mail", "email"), ("phone", "phone"), ("mobile", "phone"), ("tel", "phone"), ("iban", "iban"),
+          ("card", "card"), ("account", "account"), ("ssn", "ssn"), ("social", "ssn"), ("pass", "secret"),
+          ("secret", "secret"), ("token", "secret"), ("api_key", "secret"), ("birth", "birth_date"),
+          ("dob", "birth_date"), ("address", "address"), ("street", "address"), ("zip", "address"),
+          ("postcode", "address"))
 
 
 @dataclass
 class Masked:
-    """A masked copy of a JSON value and what it hides."""
+    """A masked copy of a JSON value and what it hides (originals[i] is shown as tokens[i])."""
 
     value: Any
     originals: list[Any] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
+    tokens: list[str] = field(default_factory=list)
     # False when the payload itself contains token brackets: then an edit of
     # the masked form could not be told apart from agent text.
     editable: bool = True
@@ -60,16 +82,9 @@ def _hint(kind: str, text: str) -> str:
         local, _, domain = text.partition("@")
         return f"{local[:1]}{DOT}@{domain}"
     digits = re.sub(r"\W", "", text)
-    if kind in {"card", "iban", "phone", "account"} and len(digits) > 6 and kind != "secret":
+    if kind in {"card", "iban", "phone", "account"} and len(digits) > 6:
         return f"{DOT}{digits[-4:]}"
     return DOT
-
-
-_KINDS = (("mail", "email"), ("phone", "phone"), ("mobile", "phone"), ("tel", "phone"), ("iban", "iban"),
-          ("card", "card"), ("account", "account"), ("ssn", "ssn"), ("social", "ssn"), ("pass", "secret"),
-          ("secret", "secret"), ("token", "secret"), ("api_key", "secret"), ("birth", "birth_date"),
-          ("dob", "birth_date"), ("address", "address"), ("street", "address"), ("zip", "address"),
-          ("postcode", "address"))
 
 
 def _kind_of(path: str, value) -> str:
@@ -79,78 +94,132 @@ def _kind_of(path: str, value) -> str:
     return next((kind for word, kind in _KINDS if word in key), "personal")
 
 
-def _phone_ok(raw: str) -> bool:
-    digits = sum(ch.isdigit() for ch in raw)
-    if not 7 <= digits <= 15 or raw.isdigit() or re.fullmatch(r"[\d.]+", raw):
-        return False
-    try:
-        number = phonenumbers.parse(raw, None if raw.startswith("+") else "US")
-    except phonenumbers.NumberParseException:
-        return False
-    return phonenumbers.is_valid_number(number)
+def _as_text(value: Any) -> str | None:
+    """How an original can reappear in text or as a key (what `payload_unmask` writes)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    return value if isinstance(value, str) else str(value) if isinstance(value, (int, float)) else None
 
 
 class _Masker:
-    def __init__(self) -> None:
+    """One masking walk.
+
+    Plain: detectors and sensitive keys. With a `base` (the agent payload's
+    mask), numbering goes on after the base's tokens and either
+    - `typed`: the value is a reviewer's edit of the masked form, whose tokens
+      refer to the base's (canonicalised, unknown numbers refused), or
+    - not typed: the value may hold the base's originals (an edit kept on the
+      server), each shown as its base token wherever it occurs.
+    """
+
+    def __init__(self, base: Masked | None = None, *, typed: bool = False) -> None:
         self.masked = Masked(value=None)
+        self.typed = typed
+        self.base_tokens: list[str] = []
+        self.known: dict[str, str] = {}
+        self.known_re: re.Pattern[str] | None = None
+        if base is None:
+            return
+        self.base_tokens = list(base.tokens)
+        self.masked.originals, self.masked.paths = list(base.originals), list(base.paths)
+        self.masked.tokens = list(base.tokens)
+        if typed:
+            return
+        for original, token in zip(base.originals, base.tokens):
+            text = _as_text(original)
+            if text:
+                self.known.setdefault(text, token)
+        inner = sorted((k for k in self.known if len(k) >= _MIN_INNER), key=len, reverse=True)
+        if inner:
+            self.known_re = re.compile("|".join(map(re.escape, inner)))
 
     def token(self, kind: str, original: Any, path: str) -> str:
         self.masked.originals.append(original)
         self.masked.paths.append(path)
-        hint = _hint(kind, str(original))
-        return f"{OPEN}{kind} #{len(self.masked.originals)}: {hint}{CLOSE}"
+        token = f"{OPEN}{kind} #{len(self.masked.originals)}: {_hint(kind, str(original))}{CLOSE}"
+        self.masked.tokens.append(token)
+        return token
+
+    def base_token(self, number: str) -> str:
+        index = int(number) - 1
+        if not 0 <= index < len(self.base_tokens):
+            raise InvalidInput(f"The edit refers to a masked value #{number} that does not exist.")
+        return self.base_tokens[index]
+
+    def detect(self, text: str, path: str) -> str:
+        if not text:
+            return text
+        out, at = [], 0
+        for kind, start, end in personal_spans(text):
+            found = text[start:end]
+            if OPEN in found or CLOSE in found:
+                continue
+            out += [text[at:start], self.token(kind, found, path)]
+            at = end
+        return "".join(out) + text[at:] if out else text
 
     def text(self, text: str, path: str) -> str:
-        def sub(kind: str, check=None):
-            def replace(match: re.Match) -> str:
-                found = match.group()
-                if check and not check(found):
-                    return found
-                if OPEN in found:
-                    return found
-                return self.token(kind, found, path)
-            return replace
+        pattern = TOKEN if self.typed else self.known_re
+        if pattern is None:
+            return self.detect(text, path)
+        out, at = [], 0
+        for match in pattern.finditer(text):
+            ref = self.base_token(match.group(1)) if self.typed else self.known[match.group()]
+            out += [self.detect(text[at:match.start()], path), ref]
+            at = match.end()
+        return "".join(out) + self.detect(text[at:], path)
 
-        text = EMAIL.sub(sub("email"), text)
-        text = _IBAN.sub(sub("iban", iban_ok), text)
-        text = _CARD.sub(sub("card", lambda s: luhn_ok(re.sub(r"[ -]", "", s))), text)
-        text = _SSN.sub(sub("ssn"), text)
-        text = _PHONE.sub(sub("phone", lambda s: _phone_ok(s.strip())), text)
-        return text
-
-    def walk(self, value: Any, path: str, sensitive: bool) -> Any:
-        if isinstance(value, dict):
-            out = {}
-            for key, item in value.items():
-                child = f"{path}.{key}"
-                masked_key = self.text(str(key), child)
-                out[masked_key] = self.walk(item, child, bool(_SENSITIVE_KEY.search(str(key))))
-            return out
-        if isinstance(value, list):
-            return [self.walk(item, f"{path}[{i}]", sensitive) for i, item in enumerate(value)]
-        if sensitive and isinstance(value, (str, int, float)) and not isinstance(value, bool) and value != "":
+    def leaf(self, value: Any, path: str, sensitive: bool) -> Any:
+        if isinstance(value, bool) or value is None:
+            return value
+        if self.typed and isinstance(value, str) and (whole := TOKEN.fullmatch(value)):
+            return self.base_token(whole.group(1))
+        if self.known and (text := _as_text(value)) in self.known:
+            return self.known[text]
+        if sensitive and isinstance(value, (str, int, float)) and value != "":
             return self.token(_kind_of(path, value), value, path)
         if isinstance(value, str):
             return self.text(value, path)
         return value
 
+    def walk(self, value: Any, path: str, sensitive: bool = False) -> Any:
+        if isinstance(value, dict):
+            out = {}
+            for key, item in value.items():
+                child = f"{path}.{key}"
+                out[self.leaf(str(key), child, False)] = self.walk(item, child, bool(_SENSITIVE_KEY.search(str(key))))
+            return out
+        if isinstance(value, list):
+            return [self.walk(item, f"{path}[{i}]", sensitive) for i, item in enumerate(value)]
+        return self.leaf(value, path, sensitive)
 
-def payload_mask(value: Any) -> Masked:
-    """Mask personal data in a JSON value (a copy; the value is not changed)."""
-    masker = _Masker()
-    masker.masked.value = masker.walk(value, "$", False)
-    from .canonical import canonical_json
 
-    masker.masked.editable = OPEN not in canonical_json(value) and CLOSE not in canonical_json(value)
+def payload_mask(value: Any, *, like: Any = None) -> Masked:
+    """Mask personal data in a JSON value (a copy; the value is not changed).
+
+    With `like` (the agent's payload), `value` is an edit of it kept on the
+    server: wherever one of `like`'s personal values occurs in `value`, it is
+    shown as the token `payload_mask(like)` gave it.
+    """
+    masker = _Masker(payload_mask(like) if like is not None else None)
+    masker.masked.value = masker.walk(value, "$")
+    text = canonical_json(value)
+    masker.masked.editable = OPEN not in text and CLOSE not in text
     return masker.masked
+
+
+def text_mask(text: str, *, like: Any = None) -> str:
+    """Free text with personal data masked, and any of `like`'s personal values (see `payload_mask`)."""
+    masker = _Masker(payload_mask(like) if like is not None else None)
+    return masker.text(text or "", "$")
 
 
 def payload_unmask(edited: Any, *, original: Any) -> Any:
     """Put the original values back into an edit of `payload_mask(original).value`.
 
     A token standing alone becomes the original value (its JSON type kept);
-    inside a longer string it becomes the original text. A token the mask of
-    `original` never issued is refused, so an edit can't smuggle one in.
+    inside a longer string or a key it becomes the original text. A token the
+    mask of `original` never issued is refused, so an edit can't smuggle one in.
     """
     originals = payload_mask(original).originals
 
@@ -160,39 +229,67 @@ def payload_unmask(edited: Any, *, original: Any) -> Any:
             raise InvalidInput(f"The edit refers to a masked value #{number} that does not exist.")
         return originals[index]
 
+    def text(value: str) -> str:
+        return TOKEN.sub(lambda m: str(lookup(m.group(1))), value)
+
     def walk(value: Any) -> Any:
         if isinstance(value, dict):
-            return {walk(key): walk(item) for key, item in value.items()}
+            return {text(key): walk(item) for key, item in value.items()}
         if isinstance(value, list):
             return [walk(item) for item in value]
         if isinstance(value, str):
             whole = TOKEN.fullmatch(value)
-            if whole:
-                return lookup(whole.group(1))
-            return TOKEN.sub(lambda m: str(lookup(m.group(1))), value)
+            return lookup(whole.group(1)) if whole else text(value)
         return value
 
     return walk(edited)
 
 
 def may_reveal(user: AbstractBaseUser) -> bool:
-    """Senior reviewers and admins may see personal data in the clear."""
-    from .selectors import user_roles
+    """Senior reviewers and admins may see personal data in the clear (selectors decides who)."""
+    from .selectors import may_reveal as allowed
 
-    return bool(user_roles(user) & {"senior_reviewer", "admin"})
+    return allowed(user)
 
 
-def payload_reveal(*, action: Action, user: AbstractBaseUser) -> Any:
-    """The unmasked payload, for a user allowed to see it; audited every time."""
+def text_for(user: AbstractBaseUser, text: str) -> str:
+    """Agent or reviewer text as this user may see it: masked unless they may reveal."""
+    return text if may_reveal(user) else text_mask(text)
+
+
+@dataclass(frozen=True)
+class Revealed:
+    """An action's personal data in the clear, after an audited reveal."""
+
+    payload: Any
+    approved_payload: Any
+    summary: str
+    rationale: str
+    context: Any
+    edited_payloads: list[tuple[Any, Any]]  # (decision, its edited payload)
+
+
+def action_reveal(*, action: Action, user: AbstractBaseUser, via: str = "dashboard") -> Revealed:
+    """Everything of an action in the clear, for a user allowed to see it; audited every time."""
     if not may_reveal(user):
         raise Forbidden("Only senior reviewers and admins may reveal personal data.")
     masked = payload_mask(action.payload)
     with transaction.atomic():
         audit_append(
             kind="action.pii_revealed", actor=f"user:{user.get_username()}", action=action,
-            data={"fields": masked.paths, "count": masked.count},
+            data={"fields": masked.paths, "count": masked.count, "via": via},
         )
-    return action.payload
+    return Revealed(
+        payload=action.payload, approved_payload=action.approved_payload, summary=action.summary,
+        rationale=action.rationale, context=action.context,
+        edited_payloads=[(d, d.edited_payload) for d in action.decisions.select_related("user")
+                         if d.edited_payload is not None],
+    )
+
+
+def payload_reveal(*, action: Action, user: AbstractBaseUser) -> Any:
+    """The unmasked payload, for a user allowed to see it; audited every time."""
+    return action_reveal(action=action, user=user).payload
 
 
 @dataclass(frozen=True)
@@ -203,38 +300,50 @@ class Change:
     after: str
 
 
-def _shown(key: str, value: Any) -> str:
-    """One value as a reviewer sees it: JSON, with personal data masked."""
-    import json
-
-    if value is _MISSING:
-        return ""
-    masked = payload_mask({key: value}).value
-    return json.dumps(next(iter(masked.values())), ensure_ascii=False, sort_keys=True)
-
-
 _MISSING = object()
 
 
-def payload_diff(before: Any, after: Any) -> list[Change]:
-    """Path-by-path differences between two JSON values, masked for display."""
+def _shown(value: Any) -> str:
+    return "" if value is _MISSING else json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _diff(before: Any, after: Any) -> list[Change]:
+    """Path-by-path differences between two masked JSON values."""
     changes: list[Change] = []
 
-    def walk(a: Any, b: Any, path: str, key: str) -> None:
+    def walk(a: Any, b: Any, path: str) -> None:
         if isinstance(a, dict) and isinstance(b, dict):
             for k in list(a) + [k for k in b if k not in a]:
-                walk(a.get(k, _MISSING), b.get(k, _MISSING), f"{path}.{k}", str(k))
+                walk(a.get(k, _MISSING), b.get(k, _MISSING), f"{path}.{k}")
             return
         if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
             for i, (x, y) in enumerate(zip(a, b)):
-                walk(x, y, f"{path}[{i}]", key)
+                walk(x, y, f"{path}[{i}]")
             return
         if a is _MISSING:
-            changes.append(Change(path, "added", "", _shown(key, b)))
+            changes.append(Change(path, "added", "", _shown(b)))
         elif b is _MISSING:
-            changes.append(Change(path, "removed", _shown(key, a), ""))
+            changes.append(Change(path, "removed", _shown(a), ""))
         elif a != b or type(a) is not type(b):
-            changes.append(Change(path, "changed", _shown(key, a), _shown(key, b)))
+            changes.append(Change(path, "changed", _shown(a), _shown(b)))
 
-    walk(before, after, "$", "")
+    walk(before, after, "$")
     return changes
+
+
+def payload_diff(before: Any, after: Any) -> list[Change]:
+    """How an edit kept on the server (`after`) differs from the agent's payload, masked for display."""
+    return _diff(payload_mask(before).value, payload_mask(after, like=before).value)
+
+
+def edit_diff(original: Any, edited: Any) -> list[Change]:
+    """How a reviewer's edit of the masked payload differs from it, computed on the masked forms.
+
+    Nothing here is derived from an original value: a token is shown as the
+    token it refers to wherever it was moved, and a value typed in is masked
+    as new (so typing the right guess shows the same as a wrong one). A token
+    the payload's mask never issued raises InvalidInput.
+    """
+    base = payload_mask(original)
+    masker = _Masker(base, typed=True)
+    return _diff(base.value, masker.walk(edited, "$"))

@@ -78,7 +78,8 @@ def queue(request: HtmxHttpRequest, tab: str) -> HttpResponse:
         limit=settings.REVIEWQUEUE["QUEUE_PAGE_SIZE"],
     )
     context = {
-        "tab": tab, "tab_label": selectors.TAB_LABELS[tab], "page": page, "rows": _rows(page.rows, tab), "filters": filters,
+        "tab": tab, "tab_label": selectors.TAB_LABELS[tab], "page": page, "rows": _rows(page.rows, tab, mask=not privacy.may_reveal(request.user)),
+        "filters": filters,
         "filter_errors": filter_errors, "filter_query": filters.query(), "cursor": cursor,
         "poll_seconds": settings.REVIEWQUEUE["QUEUE_POLL_SECONDS"],
     }
@@ -104,12 +105,15 @@ def _short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _rows(rows: list[selectors.QueueRow], tab: Tab) -> list[dict]:
+def _rows(rows: list[selectors.QueueRow], tab: Tab, *, mask: bool) -> list[dict]:
     """Each row's display values, computed once in Python.
 
     Rendering 50 rows is the queue page's main cost; plain dict lookups in the
-    template keep it well inside the 100 ms budget at any queue depth.
+    template keep it well inside the 100 ms budget at any queue depth. With
+    `mask`, personal data in summaries and reasons is masked (before cutting,
+    so a cut never leaves part of a value unmasked).
     """
+    shown = privacy.text_mask if mask else str
     now = timezone.now()
     base = reverse("action", args=[uuid.UUID(int=0)]).replace(str(uuid.UUID(int=0)), "{}")
     out = []
@@ -117,8 +121,8 @@ def _rows(rows: list[selectors.QueueRow], tab: Tab) -> list[dict]:
         a = row.action
         reasons = a.risk_reasons if isinstance(a.risk_reasons, list) else []
         item = {
-            "id": str(a.pk), "href": base.format(a.pk), "summary": _short(a.summary, 160),
-            "reason": _short(str(reasons[0]), 110) if reasons else "", "more": max(len(reasons) - 1, 0),
+            "id": str(a.pk), "href": base.format(a.pk), "summary": _short(shown(a.summary), 160),
+            "reason": _short(shown(str(reasons[0])), 110) if reasons else "", "more": max(len(reasons) - 1, 0),
             "agent": a.agent.name, "action_type": a.action_type, "score": f"{a.risk_score:.2f}",
             "risk_class": _risk_class(a.risk_score), "four_eyes": a.four_eyes, "escalated_to": a.escalated_to,
             "sla_iso": a.sla_due_at.isoformat() if a.sla_due_at else "",
@@ -143,8 +147,7 @@ def _page_context(request, action: Action, **extra) -> dict:
     previous, following = selectors.action_neighbours(user=user, action=action)
     is_open_blocking = action.tier == Tier.BLOCKING and action.status == Status.PENDING
     is_open_async = action.tier == Tier.ASYNC_REVIEW and action.review_state == ReviewState.AWAITING_REVIEW
-    approvals = [d for d in ctx.decisions if d.kind in ("approve", "edit_approve")]
-    pending_edit = next((d.edited_payload for d in reversed(approvals) if d.edited_payload is not None), None)
+    proposal = lifecycle.proposal_of(action, ctx.decisions)  # what an approval now approves, and who did
     context = {
         "action": action,
         "ctx": ctx,
@@ -157,8 +160,11 @@ def _page_context(request, action: Action, **extra) -> dict:
         "is_open_blocking": is_open_blocking,
         "is_open_async": is_open_async,
         "is_open": is_open_blocking or is_open_async,
-        "approvals": approvals,
-        "pending_edit_diff": privacy.payload_diff(action.payload, pending_edit) if pending_edit is not None else None,
+        "proposal": proposal,
+        "approved_by_me": user.pk in proposal.approvers_of(proposal.sha256),
+        "pending_edit_diff": (
+            privacy.payload_diff(action.payload, proposal.payload) if proposal.payload != action.payload else None
+        ),
         "approved_diff": (
             privacy.payload_diff(action.payload, action.approved_payload)
             if action.approved_payload is not None and action.approved_payload != action.payload else None
@@ -218,27 +224,30 @@ def action_reveal(request: HtmxHttpRequest, action_id: uuid.UUID) -> HttpRespons
     return render(request, "reviewqueue/action.html", _page_context(request, action, revealed_payload=revealed))
 
 
-def _parse_edit(action: Action, text: str):
-    """The reviewer's edited JSON, validated, with masked values put back."""
+def _parse_edit(text: str) -> dict:
+    """The reviewer's edit of the masked payload, validated; its tokens still in place."""
     try:
         edited = parse_json_body(text.encode())
     except (MalformedJson, InvalidInput, BodyTooLarge) as exc:
         raise InvalidInput(exc.message) from None
     if not isinstance(edited, dict):
         raise InvalidInput("The payload must be a JSON object ({ … }).")
-    return privacy.payload_unmask(edited, original=action.payload)
+    return edited
 
 
 @require_POST
 @login_required
 @_access
 def action_edit_preview(request: HtmxHttpRequest, action_id: uuid.UUID) -> HttpResponse:
-    """Validate an edit as the reviewer types and show its diff; changes nothing."""
+    """Validate an edit as the reviewer types and show its diff; changes nothing.
+
+    The diff is of the masked forms (the originals are never put back here), so
+    no trick with the tokens can show a masked value or confirm a guess of one.
+    """
     action = selectors.action_get_for_reviewer(user=request.user, action_id=action_id)
     context = {"action": action}
     try:
-        edited = _parse_edit(action, request.POST.get("payload", ""))
-        context["diff"] = privacy.payload_diff(action.payload, edited)
+        context["diff"] = privacy.edit_diff(action.payload, _parse_edit(request.POST.get("payload", "")))
     except InvalidInput as exc:
         context["edit_error"] = exc.message
     return render(request, "reviewqueue/action.html#edit-preview", context)
@@ -248,6 +257,17 @@ _SUCCESS = {
     "approve": "You approved", "edit": "You edited and approved", "reject": "You rejected",
     "escalate": "You escalated to senior reviewers", "confirm": "You confirmed", "flag": "You flagged",
 }
+
+
+def _still_pending(*, edited: bool, newly_four_eyes: bool) -> str:
+    """What a reviewer is told when their approval leaves the action pending."""
+    if edited and newly_four_eyes:
+        return ("Your edit changed the risk (see the reasons): it now needs four eyes. Your approval of the edited "
+                "payload is recorded; another reviewer must approve it before the agent may execute it.")
+    if edited:
+        return ("Your approval of the edited payload is recorded; another reviewer must approve this exact payload "
+                "before the agent may execute it (four eyes).")
+    return "Your approval is recorded; a second reviewer must approve this exact payload too (four eyes)."
 
 
 @require_POST
@@ -265,11 +285,12 @@ def action_decide(request: HtmxHttpRequest, action_id: uuid.UUID) -> HttpRespons
     tab = Tab.ASYNC if action.tier == Tier.ASYNC_REVIEW else Tab.BLOCKING
     try:
         if decision in ("approve", "reject"):
-            result = lifecycle.action_decide(action=action, user=user, approve=decision == "approve", note=note)
+            result = lifecycle.action_decide(action=action, user=user, approve=decision == "approve", note=note,
+                                             seen_sha256=request.POST.get("payload_sha256") or None)
         elif decision == "edit":
             if not privacy.payload_mask(action.payload).editable:
                 raise InvalidInput("This payload can't be edited here (it contains ⟦ or ⟧).")
-            edited = _parse_edit(action, request.POST.get("payload", ""))
+            edited = privacy.payload_unmask(_parse_edit(request.POST.get("payload", "")), original=action.payload)
             result = lifecycle.action_decide(action=action, user=user, approve=True, note=note, edited_payload=edited)
         elif decision == "escalate":
             result = lifecycle.action_escalate(action=action, user=user, note=note)
@@ -282,15 +303,17 @@ def action_decide(request: HtmxHttpRequest, action_id: uuid.UUID) -> HttpRespons
         return redirect("action", action_id=action.pk)
     except (InvalidInput, IllegalTransition, Forbidden) as exc:
         action.refresh_from_db()
-        extra = {"form_error": exc.message, "form_decision": decision, "form_note": note}
+        # Masked as the page is: a refusal may quote the (unmasked) edit or its routing.
+        extra = {"form_error": privacy.text_mask(exc.message, like=action.payload), "form_decision": decision,
+                 "form_note": note}
         if decision == "edit":
             extra["edit_text"] = request.POST.get("payload", "")
         status = 403 if isinstance(exc, Forbidden) else 422
         return render(request, "reviewqueue/action.html", _page_context(request, action, **extra), status=status)
     if result.status == Status.PENDING and decision in ("approve", "edit"):
-        messages.info(request, "Your approval is recorded; a second reviewer must approve too (four eyes).")
+        messages.info(request, _still_pending(edited=decision == "edit", newly_four_eyes=not action.four_eyes))
         return redirect("action", action_id=action.pk)
-    messages.success(request, f"{_SUCCESS[decision]} “{action.summary[:120]}”.")
+    messages.success(request, f"{_SUCCESS[decision]} “{privacy.text_for(user, action.summary)[:120]}”.")
     following = selectors.queue_first(user=user, tab=tab)
     if following:
         return redirect("action", action_id=following)

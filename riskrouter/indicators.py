@@ -217,6 +217,7 @@ INDICATOR_NAMES = (
     "destructive_command", "destructive_verb", "privilege_change", "access_change", "public_share", "dry_run", "read_only_commands", "writing_commands",
     "sensitive_terms", "personal_data", "external_personal_data",
     "read_only",  # the action's name has only read verbs (features.analyze decides)
+    "moves_money", "amount_unread",  # features.analyze too: a money verb in the name; its amount not readable
 )
 
 
@@ -281,20 +282,24 @@ def find_phones(text: str, *, default_region: str = "US") -> list[str]:
     """Digit runs that phonenumbers accepts as valid numbers (not dates or amounts)."""
     found = []
     for match in _PHONE_CANDIDATE.finditer(text):
-        raw = match.group().strip()
-        digits = sum(ch.isdigit() for ch in raw)
-        # A bare digit run is an id far more often than a phone number.
-        if not 7 <= digits <= 15 or raw.isdigit() or _DATE_LIKE.fullmatch(raw) or re.fullmatch(r"[\d.]+", raw):
-            continue
-        if luhn_ok(re.sub(r"\D", "", raw)) and digits >= 13:
-            continue  # a card number, not a phone
-        try:
-            number = phonenumbers.parse(raw, None if raw.startswith("+") else default_region)
-        except phonenumbers.NumberParseException:
-            continue
-        if phonenumbers.is_valid_number(number):
+        number = _valid_phone(match.group().strip(), default_region)
+        if number is not None:
             found.append(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
     return found
+
+
+def _valid_phone(raw: str, default_region: str) -> phonenumbers.PhoneNumber | None:
+    digits = sum(ch.isdigit() for ch in raw)
+    # A bare digit run is an id far more often than a phone number.
+    if not 7 <= digits <= 15 or raw.isdigit() or _DATE_LIKE.fullmatch(raw) or re.fullmatch(r"[\d.]+", raw):
+        return None
+    if luhn_ok(re.sub(r"\D", "", raw)) and digits >= 13:
+        return None  # a card number, not a phone
+    try:
+        number = phonenumbers.parse(raw, None if raw.startswith("+") else default_region)
+    except phonenumbers.NumberParseException:
+        return None
+    return number if phonenumbers.is_valid_number(number) else None
 
 
 def find_secrets(text: str) -> list[str]:
@@ -303,6 +308,53 @@ def find_secrets(text: str) -> list[str]:
         name for name, triggers, pattern in _SECRETS
         if any(map(lowered.__contains__, triggers)) and pattern.search(text)
     ]
+
+
+_SECRET_VALUE = re.compile(r"[:=]\s*['\"]?")
+
+
+def personal_spans(text: str, *, default_region: str = "US") -> list[tuple[str, int, int]]:
+    """Where personal data and secrets sit in a text: (kind, start, end), in order, not overlapping.
+
+    The same finders as `detect`, for masking: kinds are email, iban, card,
+    ssn, phone and secret. Cards are any Luhn-valid run of 13-19 digits however
+    grouped: masking an order number by mistake is cheaper than showing a card.
+    """
+    found: list[tuple[str, int, int]] = []
+
+    def add(kind: str, start: int, end: int) -> None:
+        if all(end <= s or start >= e for _, s, e in found):
+            found.append((kind, start, end))
+
+    for m in EMAIL.finditer(text):
+        add("email", m.start(), m.end())
+    digits = len(_DIGIT.findall(text))
+    if digits >= 2:
+        for m in _IBAN_CANDIDATE.finditer(text):
+            if iban_ok(m.group()):
+                add("iban", m.start(), m.end())
+    if digits >= 13:
+        for m in _CARD_CANDIDATE.finditer(text):
+            if luhn_ok(re.sub(r"[ -]", "", m.group())):
+                add("card", m.start(), m.end())
+    if digits >= 9:
+        for m in _SSN.finditer(text):
+            add("ssn", m.start(), m.end())
+    if digits >= 7:
+        for m in _PHONE_CANDIDATE.finditer(text):
+            raw = m.group()
+            if _valid_phone(raw.strip(), default_region) is not None:
+                lead = len(raw) - len(raw.lstrip())
+                add("phone", m.start() + lead, m.start() + len(raw.rstrip()))
+    lowered = text.lower()
+    for name, triggers, pattern in _SECRETS:
+        if any(map(lowered.__contains__, triggers)):
+            for m in pattern.finditer(text):
+                start = m.start()
+                if name == "password":  # keep "password=" readable, mask what follows
+                    start += _SECRET_VALUE.search(m.group()).end()
+                add("secret", start, m.end())
+    return sorted(found, key=lambda span: span[1])
 
 
 # "ai" is a trigger only as a word: as a substring it is in "email", "maintain"...

@@ -275,8 +275,10 @@ CELERY_BEAT_SCHEDULE = {
     "outbox-sweep": {"task": "reviewqueue.outbox_sweep", "schedule": 1.0, "options": {"expires": 5}},
     "housekeeping": {"task": "reviewqueue.housekeeping", "schedule": 300.0},
     # Signs the audit chain's head outside the database (see reviewqueue/audit.py).
-    "audit-checkpoint": {"task": "reviewqueue.audit_checkpoint",
-                         "schedule": env_duration("REVIEWQUEUE_AUDIT_CHECKPOINT_INTERVAL", default="1m").total_seconds()},
+    "audit-checkpoint": {
+        "task": "reviewqueue.audit_checkpoint",
+        "schedule": env_duration("REVIEWQUEUE_AUDIT_CHECKPOINT_INTERVAL", default="1m").total_seconds(),
+    },
     "refusals-fold": {"task": "reviewqueue.refusals_fold", "schedule": 60.0, "options": {"expires": 50}},
 }
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

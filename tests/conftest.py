@@ -2,21 +2,20 @@ import os
 
 import pytest
 from django.contrib.auth.models import Group, User
-from django.db.backends.signals import connection_created
 from django.test import Client
 
 os.environ.setdefault("REVIEWQUEUE_ENV", "test")
 
 
-def _allow_flush_of_audit_trail(sender, connection, **kwargs):
-    # Transactional tests flush every table with TRUNCATE between tests; the
-    # audit trigger allows that only in a session that asks for it.
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET reviewqueue.audit_maintenance = 'on'")
+# Transactional tests flush every table with TRUNCATE between tests: the audit
+# trigger allows that to the tables' owner only, which the test runner is.
 
 
-connection_created.connect(_allow_flush_of_audit_trail)
+@pytest.fixture(autouse=True)
+def _own_audit_checkpoints(settings, tmp_path):
+    """Each test's audit trail starts empty, so it gets its own checkpoint file
+    (a checkpoint of another test's trail would say this one was rewritten)."""
+    settings.REVIEWQUEUE = {**settings.REVIEWQUEUE, "AUDIT_CHECKPOINT_PATH": tmp_path / "audit-checkpoints.jsonl"}
 
 
 @pytest.fixture(autouse=True)

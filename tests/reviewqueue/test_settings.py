@@ -37,7 +37,8 @@ def test_production_without_allowed_hosts_fails_loudly(tmp_path):
 def test_production_reads_the_secret_from_a_file(tmp_path):
     secret = tmp_path / "key"
     secret.write_text("k" * 50)
-    done = _boot(tmp_path, REVIEWQUEUE_ENV="production", SECRET_KEY_FILE=str(secret), ALLOWED_HOSTS="rq.example")
+    done = _boot(tmp_path, REVIEWQUEUE_ENV="production", SECRET_KEY_FILE=str(secret), ALLOWED_HOSTS="rq.example",
+                 REVIEWQUEUE_AUDIT_CHECKPOINT_KEY="c" * 40)
     assert done.returncode == 0, done.stderr
 
 

@@ -5,8 +5,9 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from config.env import parse_duration
-from reviewqueue.audit import audit_export
+from reviewqueue.audit import ChainWalk, audit_export, checkpoints_read
 from reviewqueue.canonical import canonical_json
+from reviewqueue.management.commands.verify_audit import chain_problems
 
 
 def parse_since(text: str):
@@ -25,7 +26,8 @@ def parse_since(text: str):
 
 
 class Command(BaseCommand):
-    help = "Write the audit trail as JSON Lines (to stdout, or --output FILE)."
+    help = ("Write the audit trail as JSON Lines (to stdout, or --output FILE), checking it against its signed "
+            "checkpoints on the way; exit 1 naming what differs.")
 
     def add_arguments(self, parser):
         parser.add_argument("--since", help="Only events at or after this time (ISO-8601) or age (7d).")
@@ -33,13 +35,18 @@ class Command(BaseCommand):
 
     def handle(self, *args, since, output, **options):
         since_at = parse_since(since) if since else None
+        checkpoints = checkpoints_read()
+        walk = ChainWalk(checkpoints)
         stream = open(output, "w", encoding="utf-8") if output else sys.stdout
         count = 0
         try:
-            for event in audit_export(since=since_at):
+            for event in audit_export(since=since_at, walk=walk):
                 stream.write(canonical_json(event) + "\n")
                 count += 1
         finally:
             if output:
                 stream.close()
+        walk.finish()
         self.stderr.write(f"exported {count} events")
+        if problems := chain_problems(walk, checkpoints):
+            raise CommandError("the exported trail does not match its checkpoints: " + "; ".join(problems))

@@ -27,7 +27,7 @@ import ipaddress
 import re
 import socket
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import httpcore
 import httpx
@@ -51,7 +51,7 @@ class UnsafeURL(ValueError):
         self.reason = reason
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed by identity: the submit path's verdict cache keys on it
 class AllowList:
     networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     names: frozenset[str] = frozenset()
@@ -89,14 +89,18 @@ def parse_allow_list(entries) -> AllowList:
     return AllowList(tuple(networks), frozenset(names), tuple(suffixes))
 
 
-@lru_cache(maxsize=8)
-def _allow_list(entries: tuple[str, ...]) -> AllowList:
-    return parse_allow_list(entries)
+_parsed: tuple[object, AllowList] = (None, AllowList())
 
 
 def allow_list() -> AllowList:
-    """The deployment's allow-list, parsed once per distinct setting."""
-    return _allow_list(tuple(settings.REVIEWQUEUE.get("WEBHOOK_ALLOWED_NETWORKS", ())))
+    """The deployment's allow-list, parsed once per setting (it runs on every submission)."""
+    global _parsed
+    entries = settings.REVIEWQUEUE.get("WEBHOOK_ALLOWED_NETWORKS", ())
+    seen, parsed = _parsed
+    if seen is not entries:
+        parsed = parse_allow_list(entries)
+        _parsed = (entries, parsed)
+    return parsed
 
 
 # -------------------------------------------------------------- addresses ---
@@ -251,14 +255,18 @@ class _GuardedBackend(httpcore.NetworkBackend):
         self.inner.sleep(seconds)
 
 
-class GuardedTransport(httpx.HTTPTransport):
-    """An httpx transport over `_GuardedBackend`; no proxies from the environment."""
+@cache
+def _ssl_context():
+    return httpx.create_ssl_context()  # loading the CA bundle takes milliseconds: once per process
 
-    def __init__(self, allow: AllowList):
-        super().__init__(trust_env=False)
-        # httpx has no argument for a network backend; its pool is httpcore's.
+
+class GuardedTransport(httpx.HTTPTransport):
+    """httpx's transport over `_GuardedBackend`; no proxies from the environment."""
+
+    def __init__(self, allow: AllowList):  # not super().__init__(): it would build a pool to throw away
+        # httpx takes no network backend; its transport is a thin shell over httpcore's pool, which does.
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(), max_connections=1, network_backend=_GuardedBackend(allow),
+            ssl_context=_ssl_context(), max_connections=4, network_backend=_GuardedBackend(allow),
         )
 
 

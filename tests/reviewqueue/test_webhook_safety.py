@@ -7,8 +7,11 @@ import base64
 import hashlib
 import hmac
 import ipaddress
+import os
 import re
 import socket
+import subprocess
+import sys
 from datetime import timedelta
 
 import httpx
@@ -276,3 +279,16 @@ def test_one_agents_failing_endpoint_does_not_open_the_circuit_for_another_on_th
 
     assert notifications.deliver(message.pk) == "delivered"
     assert [h["path"] for h in hook_server.received] == ["/failing", "/failing", "/fine"]
+
+
+# ---------------------------------------------------------------- setting ---
+
+def test_a_nonsense_allow_list_stops_the_process_at_start(tmp_path):
+    env = {"PATH": os.environ["PATH"], "REVIEWQUEUE_VAR_DIR": str(tmp_path)}
+    boot = "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='config.settings'; django.setup()"
+    bad = subprocess.run([sys.executable, "-c", boot], capture_output=True, text=True,
+                         env={**env, "REVIEWQUEUE_WEBHOOK_ALLOWED_NETWORKS": "10.0.0.0/8, 300.1.2.3/8"})
+    assert bad.returncode != 0 and "REVIEWQUEUE_WEBHOOK_ALLOWED_NETWORKS" in bad.stderr and "300.1.2.3" in bad.stderr
+    good = subprocess.run([sys.executable, "-c", boot], capture_output=True, text=True,
+                          env={**env, "REVIEWQUEUE_WEBHOOK_ALLOWED_NETWORKS": "10.0.0.0/8,fd00::/8,*.corp.example"})
+    assert good.returncode == 0, good.stderr

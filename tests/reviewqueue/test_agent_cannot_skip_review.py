@@ -11,7 +11,6 @@ import time_machine
 
 from reviewqueue import credentials, killswitch, wakeups
 from reviewqueue.models import Action, AuditEvent, Status
-from reviewqueue.refusals import refusals_fold
 from tests.conftest import make_agent, submission
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -123,6 +122,8 @@ def test_a_tool_spelled_with_look_alike_letters_is_refused_as_bad_input(live_ser
 # ------------------------------------------------ refusals are not free ---
 
 def test_a_flood_of_refusals_is_rate_limited_and_audited_in_aggregate(live_server):
+    from reviewqueue.refusals import refusals_fold
+
     client = make_agent("prober", scopes=["crm.*"], rate_limit_per_minute=5)
     window_start = datetime(2026, 11, 29, 12, 0, 1, tzinfo=UTC)  # early in a 5-minute audit window
     with time_machine.travel(window_start, tick=True), _http(live_server, client) as http:

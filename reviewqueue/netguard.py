@@ -263,10 +263,10 @@ def _ssl_context():
 class GuardedTransport(httpx.HTTPTransport):
     """httpx's transport over `_GuardedBackend`; no proxies from the environment."""
 
-    def __init__(self, allow: AllowList):  # not super().__init__(): it would build a pool to throw away
+    def __init__(self, allow: AllowList, *, ssl_context=None):  # not super().__init__(): its pool would be unused
         # httpx takes no network backend; its transport is a thin shell over httpcore's pool, which does.
         self._pool = httpcore.ConnectionPool(
-            ssl_context=_ssl_context(), max_connections=4, network_backend=_GuardedBackend(allow),
+            ssl_context=ssl_context or _ssl_context(), max_connections=4, network_backend=_GuardedBackend(allow),
         )
 
 

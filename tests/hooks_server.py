@@ -10,7 +10,8 @@ class HookServer:
 
     `status` answers every path; `status_for` overrides it per path."""
 
-    def __init__(self):
+    def __init__(self, *, tls=None):
+        """`tls`: an ssl.SSLContext to serve HTTPS with."""
         self.received: list[dict] = []
         self.status = 200
         self.status_for: dict[str, int] = {}
@@ -30,8 +31,10 @@ class HookServer:
                 pass
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
         self.port = self.httpd.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def close(self):

@@ -10,6 +10,7 @@ import ipaddress
 import os
 import re
 import socket
+import ssl
 import subprocess
 import sys
 from datetime import timedelta
@@ -26,6 +27,7 @@ from reviewqueue import lifecycle, netguard, notifications
 from reviewqueue.killswitch import kill_switch_set
 from reviewqueue.models import Action, Agent, AuditEvent, NotificationChannel, OutboxMessage
 from tests.conftest import make_agent, submission
+from tests.hooks_server import HookServer
 
 pytestmark = pytest.mark.django_db
 
@@ -161,6 +163,31 @@ def test_the_transport_refuses_a_name_that_resolves_inward_and_connects_to_the_c
         assert http.post(url, content=b"{}").status_code == 200
     [hook] = hook_server.received
     assert hook["headers"]["Host"] == f"{name}:{hook_server.port}"
+
+
+def test_over_tls_the_name_is_kept_for_sni_and_the_certificate_while_the_checked_address_is_dialled(tmp_path):
+    """The certificate is for "localhost" only: the delivery verifies it
+    against the URL's name although it connects to the address it checked."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    served = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    served.load_cert_chain(cert, key)
+    seen_names = []
+    served.sni_callback = lambda sock, name, context: seen_names.append(name)
+    server = HookServer(tls=served)
+    trusting = ssl.create_default_context(cafile=str(cert))
+    transport = netguard.GuardedTransport(netguard.parse_allow_list(["127.0.0.0/8", "::1"]), ssl_context=trusting)
+    try:
+        with httpx.Client(transport=transport, timeout=5) as http:
+            assert http.post(f"https://localhost:{server.port}/tls", content=b"{}").status_code == 200
+            with pytest.raises(httpx.ConnectError, match="certificate|hostname|IP address mismatch"):
+                http.post(f"https://127.0.0.1:{server.port}/tls", content=b"{}")  # the cert doesn't name the IP
+    finally:
+        server.close()
+    assert seen_names[0] == "localhost" and len(server.received) == 1
+    assert server.received[0]["headers"]["Host"] == f"localhost:{server.port}"
 
 
 def test_an_allow_listed_receiver_gets_its_webhook_under_its_own_name(agent_client, reviewer, hook_server, settings):

@@ -116,7 +116,8 @@ class _Masker:
         self.masked = Masked(value=None)
         self.typed = typed
         self.base_tokens: list[str] = []
-        self.known: dict[str, str] = {}
+        self.known: dict[str, str] = {}  # an original as text (in keys and inside text) -> its token
+        self.known_values: dict[tuple[bool, str], str] = {}  # (is a string, as text) -> token, for whole values
         self.known_re: re.Pattern[str] | None = None
         if base is None:
             return
@@ -129,6 +130,7 @@ class _Masker:
             text = _as_text(original)
             if text:
                 self.known.setdefault(text, token)
+                self.known_values.setdefault((isinstance(original, str), text), token)
         inner = sorted((k for k in self.known if len(k) >= _MIN_INNER), key=len, reverse=True)
         if inner:
             self.known_re = re.compile("|".join(map(re.escape, inner)))
@@ -174,20 +176,26 @@ class _Masker:
             return value
         if self.typed and isinstance(value, str) and (whole := TOKEN.fullmatch(value)):
             return self.base_token(whole.group(1))
-        if self.known and (text := _as_text(value)) in self.known:
-            return self.known[text]
-        if sensitive and isinstance(value, (str, int, float)) and value != "":
+        text = _as_text(value)
+        if text is None:
+            return value
+        if (isinstance(value, str), text) in self.known_values:
+            return self.known_values[(isinstance(value, str), text)]
+        if sensitive and value != "":
             return self.token(_kind_of(path, value), value, path)
         if isinstance(value, str):
             return self.text(value, path)
-        return value
+        # A number can be a card (or an IBAN's digits…) under any key: the whole number is masked.
+        spans = personal_spans(text) if len(text) >= 9 else ()
+        return self.token(spans[0][0], value, path) if spans else value
 
     def walk(self, value: Any, path: str, sensitive: bool = False) -> Any:
         if isinstance(value, dict):
             out = {}
             for key, item in value.items():
-                child = f"{path}.{key}"
-                out[self.leaf(str(key), child, False)] = self.walk(item, child, bool(_SENSITIVE_KEY.search(str(key))))
+                # Paths are built from masked keys: they are shown and audited, and a key may be personal.
+                masked_key = self.leaf(str(key), path, False)
+                out[masked_key] = self.walk(item, f"{path}.{masked_key}", bool(_SENSITIVE_KEY.search(str(key))))
             return out
         if isinstance(value, list):
             return [self.walk(item, f"{path}[{i}]", sensitive) for i, item in enumerate(value)]

@@ -33,7 +33,7 @@ EMAIL = "jane.doe@example.org"
 CARD = 4111111111111111
 PHONE = "+1 415 555 2671"
 SSN = "123-45-6789"
-PAYLOAD = {"ship_to": {"street_address": ADDRESS}, "password": PASSWORD, "email": EMAIL, "card": CARD,
+PAYLOAD = {"ship_to": {"street_address": ADDRESS}, "password": PASSWORD, "email": EMAIL, "card": CARD, "ref": CARD,
            "amount": 1200, "currency": "USD"}
 # Every spelling of each original a page could carry (JSON, HTML-escaped, grouped digits).
 SECRETS = (ADDRESS, "Baker Street", PASSWORD, "hunter2", EMAIL, "jane.doe", str(CARD), "4111 1111 1111 1111",

@@ -61,8 +61,15 @@ def _audit_checkpoint_key() -> str:
         )
     path = VAR_DIR / "audit_checkpoint_key"  # generated once, like the local secret key
     if not path.exists():
-        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+        draft = path.with_name(f"{path.name}.{os.getpid()}")
+        with open(os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as file:
             file.write(secrets.token_urlsafe(48))
+        try:
+            os.link(draft, path)  # atomic: processes starting at once all read the first one's key
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(draft)
     return path.read_text().strip()
 
 ALLOWED_HOSTS = env_list(

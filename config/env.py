@@ -1,7 +1,11 @@
 """Typed reads of the environment that fail loudly on nonsense."""
 
+import math
 import os
 import re
+import secrets
+import zlib
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
@@ -71,3 +75,43 @@ def env_duration(name: str, *, default: str) -> timedelta:
         return parse_duration(raw)
     except ValueError as exc:
         raise ImproperlyConfigured(f"{name}: {exc}") from None
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Write a secret readable by its owner only: the file is created with
+    mode 0600 (never chmod'ed after the secret is in it) and moved into place,
+    so no moment exists when another user could open it."""
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w") as file:
+            file.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+# Placeholders from documentation and templates, refused anywhere in a key.
+_PLACEHOLDERS = ("django-insecure", "changeme", "change-me", "change_me", "replace-me", "replaceme",
+                 "your-secret-key", "secret-key-here", "insecure", "example")
+MIN_SECRET_KEY_LENGTH = 50
+MIN_SECRET_KEY_BITS = 128
+
+
+def secret_key_weakness(key: str) -> str | None:
+    """Why `key` can't sign sessions in production, or None. Refused: Django's
+    development prefix and documentation placeholders, under 50 characters,
+    and an estimated entropy under 128 bits, judged by the characters it uses
+    and by how well it compresses (which catches repetitions)."""
+    lowered = key.lower()
+    if placeholder := next((p for p in _PLACEHOLDERS if p in lowered), None):
+        return f"it contains {placeholder!r}, a placeholder from documentation or a development key"
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        return f"it has {len(key)} characters; use at least {MIN_SECRET_KEY_LENGTH}"
+    counts = Counter(key)
+    shannon = -sum(n / len(key) * math.log2(n / len(key)) for n in counts.values()) * len(key)
+    compressed = (len(zlib.compress(key.encode(), 9)) - len(zlib.compress(b"", 9))) * 8
+    if (bits := int(min(shannon, compressed))) < MIN_SECRET_KEY_BITS:
+        return f"it is too predictable (about {bits} bits; at least {MIN_SECRET_KEY_BITS} needed)"
+    return None

@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import json
 import math
-
-import orjson
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpResponse
 from ninja.parser import Parser
 
-from .errors import BodyTooLarge, InvalidInput, MalformedJson
+from .errors import BodyTooLarge, DuplicateKey, InvalidInput, MalformedJson
+
+# The integers every consumer holds exactly: orjson, PostgreSQL's bigint, the
+# router's float arithmetic. Larger ones travel as strings.
+INT_MIN, INT_MAX = -(2**63), 2**64 - 1
 
 
 def _reject_constant(name: str):
@@ -30,22 +33,73 @@ def _finite_float(text: str) -> float:
     return value
 
 
+class _IntegerTooLarge(ValueError):
+    pass
+
+
+def _bounded_int(text: str) -> int:
+    value = int(text)  # over 4,300 digits this raises ValueError: malformed, as before
+    if len(text) > 18 and not INT_MIN <= value <= INT_MAX:
+        raise _IntegerTooLarge
+    return value
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
+    """Builds each object; a key named twice is an error, not "the last one wins".
+    One C-level dict() per object: cheaper than any check that could rule
+    duplicates out from the bytes (measured: about 0.5 µs per object)."""
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                shown = printable(key[:100])
+                raise DuplicateKey(f"The key {shown!r} appears more than once in one object; send each key once.",
+                                   details={"key": shown})
+            seen.add(key)
+    return value
+
+
+def printable(text: str) -> str:
+    """`text` safe to echo in an error: no NUL, no unpaired surrogate."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\u0000")
+
+
+def body_too_large(size: int | None = None) -> BodyTooLarge:
+    limit = settings.REVIEWQUEUE["MAX_BODY_BYTES"]
+    said = f"is {size:,} bytes" if size is not None else "is too large"
+    return BodyTooLarge(f"The body {said}; the limit is {limit:,} bytes.", details={"limit_bytes": limit})
+
+
 def parse_json_body(body: bytes) -> Any:
     limits = settings.REVIEWQUEUE
     if len(body) > limits["MAX_BODY_BYTES"]:
-        raise BodyTooLarge(
-            f"The body is {len(body):,} bytes; the limit is {limits['MAX_BODY_BYTES']:,}.",
-            details={"limit_bytes": limits["MAX_BODY_BYTES"]},
-        )
+        raise body_too_large(len(body))
     try:
-        value = json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
+        value = json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float,
+                           parse_int=_bounded_int, object_pairs_hook=_unique_keys)
     except RecursionError:
         raise InvalidInput(f"JSON nested deeper than {limits['MAX_JSON_DEPTH']} levels.") from None
-    except ValueError as exc:  # JSONDecodeError, bad UTF-8, NaN, overlong integers
+    except _IntegerTooLarge:
+        raise _integer_too_large(body) from None
+    except ValueError as exc:  # JSONDecodeError, bad UTF-8, NaN, integers over 4,300 digits
         raise MalformedJson(f"The body is not valid JSON: {exc}") from None
     if not _plainly_safe(body, max_depth=limits["MAX_JSON_DEPTH"]):
         check_json_value(value, max_depth=limits["MAX_JSON_DEPTH"])
     return value
+
+
+def _integer_too_large(body: bytes) -> InvalidInput:
+    """The error for an integer beyond 64 bits, naming where it is (the
+    error path only: parse again without the bound and find it)."""
+    try:
+        check_json_value(json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float),
+                         max_depth=settings.REVIEWQUEUE["MAX_JSON_DEPTH"], integers=True)
+    except InvalidInput as exc:
+        return exc
+    except (ValueError, RecursionError):
+        pass
+    return InvalidInput("An integer in the body does not fit in 64 bits; send it as a string.")
 
 
 def _plainly_safe(body: bytes, *, max_depth: int) -> bool:
@@ -59,12 +113,19 @@ def _plainly_safe(body: bytes, *, max_depth: int) -> bool:
     )
 
 
-def check_json_value(value: Any, *, max_depth: int) -> None:
+def check_json_value(value: Any, *, max_depth: int, integers: bool = False) -> None:
     """Refuse nesting over `max_depth` and strings PostgreSQL can't store
-    (NUL characters, lone surrogates). Iterative: no recursion limit to hit."""
+    (NUL characters, lone surrogates), and with `integers` any integer beyond
+    64 bits. Iterative: no recursion limit to hit."""
     stack = [(value, 1, "$")]
     while stack:
         item, depth, path = stack.pop()
+        if integers and type(item) is int and not INT_MIN <= item <= INT_MAX:
+            raise InvalidInput(
+                f"The integer at {printable(path)} has {len(str(abs(item))):,} digits; integers must fit in 64 bits "
+                f"({INT_MIN:,} to {INT_MAX:,}): send larger numbers as strings.",
+                details={"path": printable(path)},
+            )
         if isinstance(item, dict | list):
             if depth > max_depth:
                 raise InvalidInput(f"JSON nested deeper than {max_depth} levels at {path}.", details={"path": path})
@@ -92,7 +153,7 @@ class StrictJsonParser(Parser):
         try:
             body = request.body
         except RequestDataTooBig:
-            raise BodyTooLarge(f"The body is over {settings.REVIEWQUEUE['MAX_BODY_BYTES']:,} bytes.") from None
+            raise body_too_large() from None
         value = parse_json_body(body)
         if not isinstance(value, dict):
             raise InvalidInput("The body must be a JSON object.")

@@ -1,5 +1,6 @@
-"""Every answer under /api/ is JSON, errors included (API.md, "Errors"); and
-the Content-Security-Policy header, built only where it is sent."""
+"""Every answer under /api/ is JSON, errors included (API.md, "Errors"); text
+no database can store is refused at the door; and the Content-Security-Policy
+header, built only where it is sent."""
 
 import json
 import logging
@@ -7,8 +8,11 @@ import logging
 import redis
 from csp.middleware import CSPMiddleware as _CSPMiddleware
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
-from django.http import JsonResponse
+from django.http import HttpResponseBadRequest, JsonResponse
+
+from .jsonbody import body_too_large
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +63,9 @@ class ApiErrorEnvelopeMiddleware:
             logger.exception("%s unavailable", unreachable)
             return error_response(503, "service_unavailable", f"The service can't reach {unreachable}; retry later.",
                                   headers={"Retry-After": "5"})
+        if isinstance(exception, RequestDataTooBig):  # Django's own cap, met before our parser's
+            error = body_too_large()
+            return error_response(error.status, error.code, error.message, error.details)
         logger.exception("unhandled error")
         return error_response(500, "internal_error", "Something went wrong on our side.")
 
@@ -99,3 +106,33 @@ class CSPMiddleware(_CSPMiddleware):
         if self.excluded and request.path_info.startswith(self.excluded):
             return response
         return super().process_response(request, response)
+
+
+class RefuseNulMiddleware:
+    """A NUL character in a query parameter or a submitted form field is a 400
+    before any view runs. PostgreSQL can't store or even compare text holding
+    one, so a filter, a search box or a login form would otherwise fail with a
+    500 (JSON bodies are checked by reviewqueue/jsonbody.py)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if _holds_nul(request):
+            message = "The request holds a NUL character (%00), which no field accepts."
+            if request.path.startswith(API_PREFIX):
+                return error_response(400, "bad_request", message)
+            return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
+        return self.get_response(request)
+
+
+def _holds_nul(request) -> bool:
+    """Query string and path as sent (percent-encoded or raw), then the fields
+    of a form post; an API's JSON body is left to its parser."""
+    if "%00" in request.META.get("QUERY_STRING", "") or "\x00" in request.path:
+        return True
+    if request.method != "POST" or request.path.startswith(API_PREFIX):
+        return False
+    if request.content_type not in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        return False
+    return any("\x00" in key or any("\x00" in value for value in values) for key, values in request.POST.lists())

@@ -1,11 +1,16 @@
 """API.md, "Errors": bad input gets a JSON error with the right status and writes nothing."""
 
 import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import httpx
 import pytest
+from django.contrib.auth.models import Group, User
 
-from reviewqueue.models import Action, AuditEvent, IdempotencyKey
-from tests.conftest import submission
+from reviewqueue.models import Action, Agent, AuditEvent, IdempotencyKey
+from tests.conftest import make_agent, submission
 
 pytestmark = pytest.mark.django_db
 
@@ -131,3 +136,144 @@ def test_an_unusable_idempotency_key_is_422(agent_client):
 
 def test_an_empty_body_is_422(agent_client):
     _assert_error(_raw(agent_client, ""), 422, "validation_error")
+
+
+# ------------------------------------------------- over HTTP, a real server ---
+# What an attacker found with a running server: each gave a 500 (issue 11).
+
+live = pytest.mark.django_db(transaction=True)
+
+
+@contextmanager
+def _signed_in(live_server, user) -> Iterator[httpx.Client]:
+    """A browser's session: signed in through the login form, with its CSRF cookie."""
+    with httpx.Client(base_url=live_server.url, timeout=30) as http:
+        page = http.get("/accounts/login/")
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+        answer = http.post("/accounts/login/", data={"username": user.get_username(), "password": user.test_password,
+                                                     "csrfmiddlewaretoken": token, "next": "/"})
+        assert answer.status_code == 302, answer.text[:300]
+        yield http
+
+
+@pytest.fixture
+def reviewer_with_password(db):
+    user = User.objects.create_user("rosa", password="pw-rosa-1")
+    user.groups.add(Group.objects.get_or_create(name="reviewer")[0])
+    user.test_password = "pw-rosa-1"
+    return user
+
+
+@pytest.fixture
+def admin_with_password(db):
+    user = User.objects.create_superuser("ada", password="pw-ada-1")
+    user.test_password = "pw-ada-1"
+    return user
+
+
+@live
+@pytest.mark.parametrize("query", ["q=%00", "agent=%00", "action_type=x%00y", "risk_min=%00", "q=a%00b&agent=bot"])
+def test_a_nul_byte_in_a_queue_filter_is_a_400_page_not_a_500(live_server, reviewer_with_password, query):
+    make_agent().submit()
+    with _signed_in(live_server, reviewer_with_password) as http:
+        for tab in ("blocking", "decided"):
+            response = http.get(f"/queue/{tab}/?{query}")
+            assert response.status_code == 400, response.text[:300]
+            assert "NUL" in response.text
+        assert http.get("/queue/blocking/?q=duplicate").status_code == 200  # the same session still works
+
+
+@live
+def test_a_nul_byte_in_the_admins_search_or_a_form_field_is_a_400(live_server, admin_with_password):
+    with _signed_in(live_server, admin_with_password) as http:
+        assert http.get("/admin/reviewqueue/action/?q=%00").status_code == 400
+        assert http.get("/admin/reviewqueue/agent/?q=a%00").status_code == 400
+        response = http.post("/admin/reviewqueue/agent/add/", data={
+            "name": "nul\x00bot", "csrfmiddlewaretoken": http.cookies["csrftoken"]})
+        assert response.status_code == 400
+    assert not Agent.objects.filter(name__startswith="nul").exists()
+
+
+@live
+def test_a_nul_byte_in_an_api_query_is_a_400_json_error(live_server):
+    client = make_agent()
+    action_id = client.submit().json()["id"]
+    with httpx.Client(base_url=live_server.url, timeout=30, headers={"Authorization": f"Bearer {client.key}"}) as http:
+        response = http.get(f"/api/v1/actions/{action_id}/wait?timeout=%00")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "bad_request"
+    assert "NUL" in response.json()["error"]["message"]
+
+
+def _post_raw(live_server, key: str, body: bytes) -> httpx.Response:
+    with httpx.Client(base_url=live_server.url, timeout=60) as http:
+        return http.post("/api/v1/actions", content=body,
+                         headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+
+
+def _nothing_written():
+    assert not Action.objects.exists()
+    assert not AuditEvent.objects.filter(kind__startswith="action.").exists()
+
+
+@live
+@pytest.mark.parametrize("size", [int(2.5 * 1024 * 1024) + 1, 8 * 1024 * 1024])
+def test_a_body_over_django_s_2_5_mib_cap_is_a_413_json_error(live_server, size):
+    client = make_agent()
+    body = json.dumps(submission(payload={"blob": "x" * size})).encode()
+
+    response = _post_raw(live_server, client.key, body)
+
+    assert response.status_code == 413, response.text[:300]
+    error = response.json()["error"]
+    assert error["code"] == "payload_too_large"
+    assert error["details"]["limit_bytes"] == 65536
+    _nothing_written()
+
+
+@live
+@pytest.mark.parametrize("where", ["amount", "id"])
+def test_an_integer_of_400_digits_is_a_422_naming_where_it_is(live_server, where):
+    client = make_agent()
+    payload = {"charge": "ch_1", "amount": 5, "currency": "USD", where: 10**399}
+
+    response = _post_raw(live_server, client.key, json.dumps(submission(payload=payload)).encode())
+
+    assert response.status_code == 422, response.text[:300]
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    assert error["details"]["path"] == f"$.payload.{where}"
+    assert "400 digits" in error["message"] and "64 bits" in error["message"]
+    _nothing_written()
+
+
+@live
+def test_integers_at_the_64_bit_edges_are_accepted_and_echoed_exactly(live_server):
+    client = make_agent()
+    payload = {"charge": "ch_1", "amount": 5, "currency": "USD", "big": 2**64 - 1, "small": -(2**63)}
+
+    response = _post_raw(live_server, client.key, json.dumps(submission(payload=payload)).encode())
+
+    assert response.status_code == 201, response.text[:300]
+    assert json.loads(response.content)["payload"] == payload
+    for too_far in (2**64, -(2**63) - 1):
+        payload["big"] = too_far
+        assert _post_raw(live_server, client.key, json.dumps(submission(payload=payload)).encode()).status_code == 422
+
+
+@live
+@pytest.mark.parametrize("body, key", [
+    (b'{"action_type": "crm.read", "action_type": "payments.refund", "payload": {}, "summary": "s"}', "action_type"),
+    (b'{"action_type": "payments.refund", "payload": {"amount": 5, "amount": 500000}, "summary": "s"}', "amount"),
+    (b'{"action_type": "a.b", "payload": {"x": [{"k": 1, "k": 2}]}, "summary": "s"}', "k"),
+])
+def test_a_key_named_twice_is_a_400_duplicate_key_naming_it(live_server, body, key):
+    client = make_agent()
+
+    response = _post_raw(live_server, client.key, body)
+
+    assert response.status_code == 400, response.text[:300]
+    error = response.json()["error"]
+    assert error["code"] == "duplicate_key"
+    assert error["details"]["key"] == key and key in error["message"]
+    _nothing_written()

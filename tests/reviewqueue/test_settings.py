@@ -1,6 +1,7 @@
 """Settings from the environment: safe local defaults, loud failure in production."""
 
 import os
+import secrets
 import subprocess
 import sys
 from datetime import timedelta
@@ -9,6 +10,8 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_duration, parse_duration
+
+STRONG_KEY = secrets.token_urlsafe(50)
 
 
 def _boot(tmp_path, **env):
@@ -30,13 +33,13 @@ def test_production_without_a_secret_key_fails_loudly(tmp_path):
 
 
 def test_production_without_allowed_hosts_fails_loudly(tmp_path):
-    done = _boot(tmp_path, REVIEWQUEUE_ENV="production", SECRET_KEY="s" * 50)
+    done = _boot(tmp_path, REVIEWQUEUE_ENV="production", SECRET_KEY=STRONG_KEY)
     assert done.returncode != 0 and "ALLOWED_HOSTS" in done.stderr
 
 
 def test_production_reads_the_secret_from_a_file(tmp_path):
     secret = tmp_path / "key"
-    secret.write_text("k" * 50)
+    secret.write_text(STRONG_KEY)
     done = _boot(tmp_path, REVIEWQUEUE_ENV="production", SECRET_KEY_FILE=str(secret), ALLOWED_HOSTS="rq.example",
                  REVIEWQUEUE_AUDIT_CHECKPOINT_KEY="c" * 40)
     assert done.returncode == 0, done.stderr

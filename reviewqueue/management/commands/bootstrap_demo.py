@@ -1,9 +1,10 @@
 import secrets
 
-from django.contrib.auth.models import Group, User
 from django.conf import settings
+from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand, CommandError
 
+from config.env import write_private_file
 from reviewqueue.credentials import agent_create, agent_key_issue, authenticate_key
 from reviewqueue.models import Agent
 
@@ -50,5 +51,5 @@ def _demo_agent_key() -> str:
         if principal and principal.agent == agent:
             return key
         key = agent_key_issue(agent=agent, actor="bootstrap_demo")
-    key_file.write_text(key)
+    write_private_file(key_file, key)  # mode 0600 from the start: the key is a credential
     return key

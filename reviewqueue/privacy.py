@@ -33,6 +33,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.utils.crypto import constant_time_compare, salted_hmac
 from riskrouter.indicators import EMAIL, personal_spans
 
 from .audit import audit_append
@@ -298,6 +299,20 @@ def action_reveal(*, action: Action, user: AbstractBaseUser, via: str = "dashboa
 def payload_reveal(*, action: Action, user: AbstractBaseUser) -> Any:
     """The unmasked payload, for a user allowed to see it; audited every time."""
     return action_reveal(action=action, user=user).payload
+
+
+def payload_seal(action_id: Any, sha256: str) -> str:
+    """What a page carries to name the payload it showed, instead of its SHA-256.
+
+    A payload's hash lets whoever sees it test guesses of its masked values
+    offline (a phone number with its last four digits shown is a million
+    guesses); this keyed digest means something only to the server.
+    """
+    return salted_hmac("reviewqueue.privacy.payload_seal", f"{action_id}:{sha256}", algorithm="sha256").hexdigest()
+
+
+def seal_matches(action_id: Any, sha256: str, seal: str) -> bool:
+    return constant_time_compare(payload_seal(action_id, sha256), seal)
 
 
 @dataclass(frozen=True)

@@ -161,6 +161,7 @@ def _page_context(request, action: Action, **extra) -> dict:
         "is_open_async": is_open_async,
         "is_open": is_open_blocking or is_open_async,
         "proposal": proposal,
+        "payload_seal": privacy.payload_seal(action.pk, proposal.sha256),
         "approved_by_me": user.pk in proposal.approvers_of(proposal.sha256),
         "pending_edit_diff": (
             privacy.payload_diff(action.payload, proposal.payload) if proposal.payload != action.payload else None
@@ -270,6 +271,18 @@ def _still_pending(*, edited: bool, newly_four_eyes: bool) -> str:
     return "Your approval is recorded; a second reviewer must approve this exact payload too (four eyes)."
 
 
+def _seen_sha256(action: Action, seal: str | None) -> str | None:
+    """The SHA-256 of the payload the approver's page showed, from the seal the page carried.
+
+    A seal that no longer matches the current proposal is passed on as it is,
+    so the decision is refused as made on a payload that changed since.
+    """
+    if not seal:
+        return None
+    proposal = lifecycle.proposal_of(action, list(action.decisions.select_related("user").order_by("created_at")))
+    return proposal.sha256 if privacy.seal_matches(action.pk, proposal.sha256, seal) else seal
+
+
 @require_POST
 @login_required
 @_access
@@ -286,7 +299,7 @@ def action_decide(request: HtmxHttpRequest, action_id: uuid.UUID) -> HttpRespons
     try:
         if decision in ("approve", "reject"):
             result = lifecycle.action_decide(action=action, user=user, approve=decision == "approve", note=note,
-                                             seen_sha256=request.POST.get("payload_sha256") or None)
+                                             seen_sha256=_seen_sha256(action, request.POST.get("payload_seal")))
         elif decision == "edit":
             if not privacy.payload_mask(action.payload).editable:
                 raise InvalidInput("This payload can't be edited here (it contains ⟦ or ⟧).")

@@ -21,6 +21,7 @@ import pytest
 from django.contrib.auth.models import Permission
 
 from reviewqueue import lifecycle
+from reviewqueue.canonical import sha256_hex
 from reviewqueue.models import Action, AuditEvent
 from tests import dashboard as d
 from tests.conftest import _user
@@ -167,10 +168,18 @@ def test_the_first_approvers_edit_is_shown_masked_to_the_second(sign_in, agent_c
         action=action, user=senior_reviewer, approve=True,
         edited_payload={**PAYLOAD, "amount": 75000.0, "memo": PASSWORD, ADDRESS: CARD, "to": f"<{EMAIL}>"},
     )
-    page = sign_in(reviewer).get(f"/actions/{action.pk}/")
+    rita = sign_in(reviewer)
+    page = rita.get(f"/actions/{action.pk}/")
     assert page.status_code == 200 and "$.memo" in page.text
     assert tok["password"].split(":")[0] in page.text  # the moved value shows as its own token
     assert_masked(page.text, "second approver's page")
+    # No hash of a payload either: it would let her test guesses of the masked values offline.
+    edited = Action.objects.get(pk=action.pk).decisions.get().edited_payload
+    assert sha256_hex(edited) not in page.text and sha256_hex(action.payload) not in page.text
+    seal = re.search(r'name="payload_seal" value="([0-9a-f]+)"', page.text).group(1)
+    approved = rita.post(f"/actions/{action.pk}/decide", {"decision": "approve", "payload_seal": seal})
+    assert approved.status_code == 302, approved.text[:500]  # the page's seal names the edit she saw
+    assert Action.objects.get(pk=action.pk).approved_payload == edited
 
 
 SUMMARY = f"Refund {EMAIL}: card 4111 1111 1111 1111, call {PHONE}"

@@ -127,18 +127,22 @@ def main():
                     answers.append(0)
 
         threads = [threading.Thread(target=wait, args=(pk,), daemon=True) for pk in pending]
+        started = time.monotonic()
         for thread in threads:
             thread.start()
-        time.sleep(3)
-        refused_at_once = answers.count(429)
-        during = measure(base, keys["other"], reviewer, args.requests)
+        while len(answers) < args.waits and time.monotonic() - started < 20:  # the refusals come back
+            time.sleep(0.1)
+        time.sleep(1)
+        refused, refused_in = answers.count(429), time.monotonic() - started
         parked = args.waits - len(answers)
+        during = measure(base, keys["other"], reviewer, args.requests)
+        still_parked = args.waits - len(answers)
     finally:
         server.terminate()
         server.wait()
 
-    print(f"{args.waits} long-polls from one agent: {refused_at_once} refused at once (429 too_many_waits), "
-          f"{parked} still parked while measuring")
+    print(f"{args.waits} long-polls from one agent: {refused} refused (429 too_many_waits) within "
+          f"{refused_in:.1f} s, {parked} parked when measuring began, {still_parked} still parked when it ended")
     print(f"{'':48} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7}")
     for label, phase in (("before", before), ("during the flood", during)):
         for what, name in (("submit", "another agent's submissions"), ("page", "reviewer's Blocking queue")):

@@ -197,3 +197,79 @@ def test_racing_reviewers_on_real_threads_produce_exactly_one_decision(agent_cli
         who = finals.get().user.username
         assert all(message.endswith(f"by {who}.") for kind, message in outcomes if kind == "lost")
     assert AuditEvent.objects.filter(action=action, kind__in=["action.approved", "action.rejected"]).count() == 1
+
+
+# ------------------------------------------- four eyes counts one payload ---
+# Over HTTP, with the attacks of issue 11: test_four_eyes_http.py.
+
+def test_an_edit_that_lowers_the_amount_keeps_four_eyes(agent_client, reviewer, senior_reviewer):
+    action = d.four_eyes(agent_client)
+    lowered = {**action.payload, "amount": 100.0}
+    pending = lifecycle.action_decide(action=action, user=reviewer, approve=True, edited_payload=lowered)
+    assert pending.status == "pending" and _fresh(action).four_eyes  # never fewer eyes
+    decided = lifecycle.action_decide(action=_fresh(action), user=senior_reviewer, approve=True)
+    assert decided.status == "approved" and decided.approved_payload == lowered
+
+
+def test_an_edit_that_matches_the_proposed_edit_is_a_plain_approval_of_it(agent_client, reviewer, senior_reviewer):
+    action = d.four_eyes(agent_client)
+    edited = {**action.payload, "amount": 60000.0}
+    lifecycle.action_decide(action=action, user=reviewer, approve=True, edited_payload=edited)
+    decided = lifecycle.action_decide(action=_fresh(action), user=senior_reviewer, approve=True,
+                                      edited_payload=dict(edited))
+    assert decided.status == "approved" and decided.approved_payload == edited
+    assert list(Decision.objects.filter(action=action).values_list("kind", flat=True)) == ["edit_approve", "approve"]
+
+
+def test_an_edit_back_to_a_payload_someone_approved_counts_that_approval(agent_client, reviewer, senior_reviewer):
+    """Approvals are counted per payload: two people approved the agent's own."""
+    from tests.conftest import _user
+
+    vera = _user("vera", "reviewer")
+    action = d.four_eyes(agent_client)
+    lifecycle.action_decide(action=action, user=reviewer, approve=True)
+    lifecycle.action_decide(action=_fresh(action), user=senior_reviewer, approve=True,
+                            edited_payload={**action.payload, "amount": 99000.0})
+    decided = lifecycle.action_decide(action=_fresh(action), user=vera, approve=True, edited_payload=action.payload)
+    assert decided.status == "approved" and decided.approved_payload == action.payload
+    assert AuditEvent.objects.get(action=action, kind="action.approved").data["approvers"] == ["rita", "vera"]
+
+
+def test_approvals_recorded_before_hashes_count_for_what_was_proposed_then(agent_client, reviewer, senior_reviewer):
+    """Rows from before migration 0013 have no hash: an edit approved its edit,
+    a plain approval what was proposed when it was made."""
+    from tests.conftest import _user
+
+    action = d.four_eyes(agent_client)
+    edited = {**action.payload, "amount": 61000.0}
+    lifecycle.action_decide(action=action, user=reviewer, approve=True, edited_payload=edited)
+    Decision.objects.filter(action=action).update(payload_sha256="")
+    with pytest.raises(InvalidInput, match="already approved this payload"):
+        lifecycle.action_decide(action=_fresh(action), user=reviewer, approve=True)
+    assert lifecycle.action_decide(action=_fresh(action), user=senior_reviewer, approve=True).approved_payload == edited
+
+    other = d.four_eyes(agent_client, summary="another one")
+    lifecycle.action_decide(action=other, user=reviewer, approve=True)
+    Decision.objects.filter(action=other).update(payload_sha256="")
+    decided = lifecycle.action_decide(action=_fresh(other), user=_user("vera", "reviewer"), approve=True)
+    assert decided.status == "approved" and decided.approved_payload == other.payload
+
+
+def test_an_edit_is_routed_with_the_action_and_its_new_reasons_are_kept(agent_client, reviewer):
+    action = d.blocking(agent_client, tool="", payload={"charge": "ch_77", "amount": 5000.0, "currency": "USD"})
+    before = list(action.risk_reasons)
+    raised = {**action.payload, "amount": 750000.0}
+    pending = lifecycle.action_decide(action=action, user=reviewer, approve=True, edited_payload=raised)
+    stored = _fresh(action)
+    assert pending.status == "pending" and stored.four_eyes
+    assert stored.risk_reasons[: len(before)] == before
+    added = stored.risk_reasons[len(before):]
+    assert added and all(r.startswith("after an edit by rita: ") for r in added)
+    assert stored.risk_score >= action.risk_score
+    again = lifecycle.action_decide(action=_fresh(action), user=reviewer, approve=True,
+                                    edited_payload={**raised, "amount": 750001.0})
+    assert again.status == "pending"
+    reasons = _fresh(again).risk_reasons
+    assert reasons[: len(stored.risk_reasons)] == stored.risk_reasons  # each edit's reasons stay, in order
+    assert any("750,001" in r for r in reasons[len(stored.risk_reasons):])
+    assert not any("moves money" in r for r in reasons[len(before):])  # what the action had already isn't repeated

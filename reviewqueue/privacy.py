@@ -113,12 +113,13 @@ class _Masker:
       server), each shown as its base token wherever it occurs.
     """
 
-    def __init__(self, base: Masked | None = None, *, typed: bool = False) -> None:
+    def __init__(self, base: Masked | None = None, *, typed: bool = False, numbered: bool = True) -> None:
         self.masked = Masked(value=None)
-        self.typed = typed
+        self.typed, self.numbered = typed, numbered
         self.base_tokens: list[str] = []
         self.known: dict[str, str] = {}  # an original as text (in keys and inside text) -> its token
         self.known_values: dict[tuple[bool, str], str] = {}  # (is a string, as text) -> token, for whole values
+        self.known_at: dict[tuple[str, bool, str], str] = {}  # the same at its own path: an unmoved value keeps its token
         self.known_re: re.Pattern[str] | None = None
         if base is None:
             return
@@ -127,11 +128,12 @@ class _Masker:
         self.masked.tokens = list(base.tokens)
         if typed:
             return
-        for original, token in zip(base.originals, base.tokens):
+        for original, token, path in zip(base.originals, base.tokens, base.paths):
             text = _as_text(original)
             if text:
                 self.known.setdefault(text, token)
                 self.known_values.setdefault((isinstance(original, str), text), token)
+                self.known_at[(path, isinstance(original, str), text)] = token
         inner = sorted((k for k in self.known if len(k) >= _MIN_INNER), key=len, reverse=True)
         if inner:
             self.known_re = re.compile("|".join(map(re.escape, inner)))
@@ -139,7 +141,8 @@ class _Masker:
     def token(self, kind: str, original: Any, path: str) -> str:
         self.masked.originals.append(original)
         self.masked.paths.append(path)
-        token = f"{OPEN}{kind} #{len(self.masked.originals)}: {_hint(kind, str(original))}{CLOSE}"
+        number = f" #{len(self.masked.originals)}" if self.numbered else ""
+        token = f"{OPEN}{kind}{number}: {_hint(kind, str(original))}{CLOSE}"
         self.masked.tokens.append(token)
         return token
 
@@ -180,8 +183,9 @@ class _Masker:
         text = _as_text(value)
         if text is None:
             return value
-        if (isinstance(value, str), text) in self.known_values:
-            return self.known_values[(isinstance(value, str), text)]
+        key = (isinstance(value, str), text)
+        if key in self.known_values:
+            return self.known_at.get((path, *key)) or self.known_values[key]
         if sensitive and value != "":
             return self.token(_kind_of(path, value), value, path)
         if isinstance(value, str):
@@ -218,8 +222,11 @@ def payload_mask(value: Any, *, like: Any = None) -> Masked:
 
 
 def text_mask(text: str, *, like: Any = None) -> str:
-    """Free text with personal data masked, and any of `like`'s personal values (see `payload_mask`)."""
-    masker = _Masker(payload_mask(like) if like is not None else None)
+    """Free text with personal data masked, and any of `like`'s personal values (see `payload_mask`).
+
+    Tokens found only in the text carry no number: they are not the payload's.
+    """
+    masker = _Masker(payload_mask(like) if like is not None else None, numbered=False)
     return masker.text(text or "", "$")
 
 

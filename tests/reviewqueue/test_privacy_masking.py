@@ -156,6 +156,7 @@ def test_edits_kept_on_the_server_are_shown_masked_to_every_plain_reviewer(
         page = browser.get(f"/actions/{action.pk}/")
         assert page.status_code == 200
         assert "$.memo" in page.text and "$.amount" in page.text  # the diff is there, masked
+        assert "<code>$.card</code>" not in page.text and "<code>$.ref</code>" not in page.text  # (unchanged)
         assert_masked(page.text, f"{name} after the edit")
 
 

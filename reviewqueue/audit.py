@@ -194,6 +194,7 @@ def checkpoints_read() -> CheckpointLog:
     log = CheckpointLog()
     try:
         with checkpoint_path().open("rb") as lines:
+            fcntl.flock(lines, fcntl.LOCK_SH)  # never half a line being appended
             for number, raw in enumerate(lines, 1):
                 text = raw.decode("utf-8", "replace").strip()
                 if not text:
@@ -212,6 +213,7 @@ def _checkpoint_newest(tail_bytes: int = 65536) -> Checkpoint | None:
     """The newest valid checkpoint among the file's last lines (the file only grows)."""
     try:
         with checkpoint_path().open("rb") as file:
+            fcntl.flock(file, fcntl.LOCK_SH)
             size = file.seek(0, os.SEEK_END)
             file.seek(max(size - tail_bytes, 0))
             lines = file.read().decode("utf-8", "replace").splitlines()

@@ -29,5 +29,6 @@ class Command(BaseCommand):
             raise CommandError("; ".join(problems))
         if walk.head and (not checkpoints.newest or walk.head.seq > checkpoints.newest.seq):
             checkpoint_append(seq=walk.head.seq, digest=walk.head.hash)
-        vouched = f", matching {len(checkpoints.valid)} signed checkpoints" if checkpoints.valid else ""
+        vouched = (f", matching {len(checkpoints.valid)} signed checkpoints" if checkpoints.valid
+                   else f", no signed checkpoint yet in {checkpoint_path()}")
         self.stdout.write(f"audit chain intact: {walk.checked} events verified{vouched}")

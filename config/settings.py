@@ -72,6 +72,7 @@ def _audit_checkpoint_key() -> str:
             os.unlink(draft)
     return path.read_text().strip()
 
+
 ALLOWED_HOSTS = env_list(
     "ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"] if LOCAL_RUN else []
 )

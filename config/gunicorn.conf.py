@@ -15,6 +15,10 @@ timeout = 90  # above the longest long-poll (60 s)
 graceful_timeout = 65
 keepalive = 5
 accesslog = os.environ.get("ACCESS_LOG") or None
+# Whether a request came over HTTPS is Django's call alone (SECURE_PROXY_SSL_HEADER,
+# set by REVIEWQUEUE_TLS_PROXY_HEADER): gunicorn would otherwise believe an
+# X-Forwarded-Proto header from any client on this host.
+secure_scheme_headers = {}
 
 
 def post_worker_init(worker):

@@ -97,18 +97,39 @@ _FILTERABLE = frozenset({"id", "agent", "action_type", "tool", "status", "tier",
                          "conversation_id", "four_eyes", "risk_score"})
 
 
-def _masked_json(name: str):
+def _payload_of(obj):
+    """The payload of the action a row belongs to: its values are masked as that payload's tokens."""
+    return obj.action.payload if obj.action_id else None
+
+
+def _masked_json(name: str, like=lambda action: action.payload):
     """A read-only field showing one JSON column masked, the agent's payload's values as its tokens."""
 
     @admin.display(description=name.replace("_", " "))
-    def show(self, action):
-        value = getattr(action, name)
+    def show(self, obj):
+        value = getattr(obj, name)
         if value is None:
             return "-"
-        masked = privacy.payload_mask(value, like=None if name == "payload" else action.payload).value
+        masked = privacy.payload_mask(value, like=None if name == "payload" else like(obj)).value
         return format_html('<pre class="masked">{}</pre>', json.dumps(masked, indent=2, ensure_ascii=False))
 
     return show
+
+
+class MaskedReadOnlyAdmin(ReadOnlyAdmin):
+    """Read-only, its JSON columns in `masked_json` shown masked (as `masked_<name>`) and never filtered on
+    from the URL (?body__icontains=… would probe what the page masks)."""
+
+    masked_json: tuple[str, ...] = ()
+
+    def get_fields(self, request, obj=None):
+        return [f"masked_{f.name}" if f.name in self.masked_json else f.name for f in self.model._meta.concrete_fields]
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.get_fields(request, obj)
+
+    def lookup_allowed(self, lookup, value, request=None):
+        return lookup.split("__", 1)[0] not in self.masked_json and super().lookup_allowed(lookup, value, request)
 
 
 def _masked_text(name: str):
@@ -207,7 +228,9 @@ class ActionAdmin(ReadOnlyAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyAdmin):
+class AuditEventAdmin(MaskedReadOnlyAdmin):
+    masked_json = ("data",)
+    masked_data = _masked_json("data", like=_payload_of)
     list_display = ("seq", "created_at", "kind", "actor", "action_link", "short_hash")
     list_filter = ("kind",)
     search_fields = ("actor", "kind")
@@ -247,8 +270,11 @@ class NotificationChannelAdmin(admin.ModelAdmin):
 
 
 @admin.register(OutboxMessage)
-class OutboxMessageAdmin(ReadOnlyAdmin):
-    """Dead letters are here: filter by status = dead."""
+class OutboxMessageAdmin(MaskedReadOnlyAdmin):
+    """Dead letters are here: filter by status = dead. Bodies (an agent webhook carries the payload) are masked."""
+
+    masked_json = ("body",)
+    masked_body = _masked_json("body", like=_payload_of)
 
     list_display = ("created_at", "event", "kind", "endpoint", "status", "attempts", "last_error")
     list_filter = ("status", "kind", "event")

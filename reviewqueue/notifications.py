@@ -29,7 +29,7 @@ from django.db.models import Q
 from django.utils import timezone
 from standardwebhooks import Webhook
 
-from . import admission, netguard
+from . import admission, netguard, privacy
 from .credentials import webhook_secrets_live
 from .models import Action, CircuitBreaker, NotificationChannel, OutboxMessage, OutboxStatus
 
@@ -67,11 +67,12 @@ def enqueue_many(events: list[tuple[str, Action | None, dict[str, Any] | None]],
         for channel in channels:
             if not any(fnmatch.fnmatchcase(event, pattern) for pattern in channel.events):
                 continue
+            # A group's channel reaches people who may not reveal personal data: masked, as on their pages.
             messages.append(OutboxMessage(
                 event=event, kind=channel.kind, endpoint=_channel_endpoint(channel), channel=channel, action=action,
                 agent_id=action.agent_id if action else None,
-                body=_json_safe({"event": event, "text": _text(event, action, data), "data": data or {},
-                                 "action": _action_brief(action)}),
+                body=_json_safe(privacy.payload_mask({"event": event, "text": _text(event, action, data),
+                                                      "data": data or {}, "action": _action_brief(action)}).value),
                 next_attempt_at=now, created_at=now,
             ))
     if messages:
@@ -95,7 +96,7 @@ def _action_brief(action: Action | None) -> dict | None:
     if action is None:
         return None
     return {"id": str(action.pk), "agent": action.agent.name, "action_type": action.action_type,
-            "summary": action.summary[:300], "status": action.status, "tier": action.tier,
+            "summary": privacy.text_mask(action.summary)[:300], "status": action.status, "tier": action.tier,
             "review_state": action.review_state, "escalation_level": action.escalation_level}
 
 
@@ -103,7 +104,8 @@ def _text(event: str, action: Action | None, data: dict | None) -> str:
     what = event.replace("_", " ").replace(".", ": ")
     if action is None:
         return f"reviewqueue {what} {json.dumps(data or {}, cls=DjangoJSONEncoder)}"
-    return f"reviewqueue {what} — {action.agent.name}: {action.action_type} “{action.summary[:200]}” ({action.pk})"
+    summary = privacy.text_mask(action.summary)[:200]  # masked before the cut, which could split a value
+    return f"reviewqueue {what} — {action.agent.name}: {action.action_type} “{summary}” ({action.pk})"
 
 
 def _dispatch(ids: list[int]) -> None:

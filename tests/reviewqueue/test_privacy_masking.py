@@ -283,3 +283,49 @@ def test_the_admin_shows_actions_masked_and_reveals_them_only_audited(sign_in, a
     assert PASSWORD in text and EMAIL in text and ADDRESS in text and str(CARD) in text and SSN in text
     event = AuditEvent.objects.get(kind="action.pii_revealed")
     assert event.actor == "user:ada" and event.action_id == action.pk and "$.password" in event.data["fields"]
+
+
+def test_group_notifications_and_the_admins_outbox_and_audit_pages_stay_masked(sign_in, agent_client, reviewer):
+    from django.contrib.auth.models import Group
+    from django.core import mail
+
+    from reviewqueue import notifications
+    from reviewqueue.killswitch import kill_switch_set
+    from reviewqueue.models import NotificationChannel, OutboxMessage
+
+    NotificationChannel.objects.create(name="seniors", group=Group.objects.get_or_create(name="senior_reviewer")[0],
+                                       kind="email", target="seniors@acme.example", events=["action.*"])
+    escalated = d.blocking(agent_client, payload=PAYLOAD, summary=SUMMARY)
+    rejected = d.blocking(agent_client, payload=PAYLOAD, summary=SUMMARY)
+    rita = sign_in(reviewer)
+    assert rita.post(f"/actions/{escalated.pk}/decide", {"decision": "escalate"}).status_code == 302
+    assert rita.post(f"/actions/{rejected.pk}/decide", {"decision": "reject", "note": "no"}).status_code == 302
+    for message in OutboxMessage.objects.filter(kind="email"):
+        notifications.deliver(message.pk)
+    assert mail.outbox, "the group got no mail"
+    for sent in mail.outbox:
+        assert_masked(f"{sent.subject}\n{sent.body}", "group mail")
+    webhook = OutboxMessage.objects.get(kind="agent_webhook", action=rejected)
+    assert webhook.body["payload"]["password"] == PASSWORD  # the agent gets its own payload
+
+    kill_switch_set(scope="action_type:payments.*", engaged=True, reason="drill", actor="test")
+    assert agent_client.submit(summary=SUMMARY).status_code == 423
+    refusal = AuditEvent.objects.get(kind="action.refused_kill_switch")
+    assert SUMMARY in json.dumps(refusal.data, ensure_ascii=False)  # the trail keeps what was refused
+
+    clerk = sign_in(_staff("carl"))
+    clerk_user = type(reviewer).objects.get(username="carl")
+    clerk_user.user_permissions.add(Permission.objects.get(codename="view_outboxmessage"))
+    pages = {
+        "outbox message": f"/admin/reviewqueue/outboxmessage/{webhook.pk}/change/",
+        "outbox list": "/admin/reviewqueue/outboxmessage/",
+        "audit event": f"/admin/reviewqueue/auditevent/{refusal.pk}/change/",
+        "audit list": "/admin/reviewqueue/auditevent/",
+    }
+    for where, path_ in pages.items():
+        page = clerk.get(path_)
+        assert page.status_code == 200, where
+        assert_masked(page.text, where)
+    for probe in ("outboxmessage/?body__icontains=hunter2", "auditevent/?data__icontains=jane"):
+        found = clerk.get(f"/admin/reviewqueue/{probe}")
+        assert found.status_code == 400 or str(webhook.pk) not in found.text, probe

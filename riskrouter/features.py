@@ -14,13 +14,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from . import money
 from .indicators import Indicators, detect
 from .rules import BLOCKING_WORDS, READ_WORDS
 from .statements import heads, strip_literals
 from .tokens import split_identifier
 from .types import ActionInput
 
-FEATURES_VERSION = "f4"
+FEATURES_VERSION = "f5"
 
 # Bounds that keep one hostile payload from costing more than a normal one.
 MAX_LEAVES = 400
@@ -35,8 +36,8 @@ _MONEY_IN_TEXT = re.compile(
 )
 _DIGIT = re.compile(r"\d")
 _NUMBER = re.compile(r"^\s*[$€£]?\s*-?\d{1,3}(?:,\d{3})*(?:\.\d+)?\s*$|^\s*-?\d+(?:\.\d+)?\s*$")
-_AMOUNT_WORDS = frozenset("amount total price cost payout budget sum balance value net gross limit money".split())
-_AMOUNT_STRONG = frozenset("amount total price cost payout budget net gross".split())
+_AMOUNT_WORDS = frozenset("limit".split()) | money.AMOUNT_KEYS
+_AMOUNT_STRONG = frozenset("budget".split()) | money.STRONG_AMOUNT_KEYS
 _MINOR_UNIT_WORDS = frozenset("cents minor".split())
 _MINOR_UNIT_TOOLS = frozenset("stripe adyen square checkout".split())
 _RECIPIENT_KEYS = frozenset(
@@ -69,6 +70,10 @@ WRITE_VERBS = frozenset(
     "assign attach detach modify change replace import sync scale restart stop start reboot kill void".split()
 )
 
+
+_MONEY_WORDS = money.MONEY_VERBS | money.MAYBE_MONEY_VERBS | money.MONEY_NOUNS
+# Verbs that do something besides the money word itself: "refunds.create" moves money, "refund.status" reads.
+_DOING_VERBS = (WRITE_VERBS | money.MAKING_VERBS) - _MONEY_WORDS
 
 VERB_FAMILIES = {**{k.replace(" ", "_"): v for k, v in BLOCKING_WORDS.items()}, "reads": READ_WORDS}
 # Word → its families: featurize looks up each word once instead of scanning every family.
@@ -103,6 +108,10 @@ class Analysis:
     commands: tuple[str, ...]
     read_only_type: bool
     indicators: Indicators
+    # The words of the name that move money, and why its amount could not be
+    # read (both empty for anything that moves no money).
+    moves_money: tuple[str, ...] = ()
+    amount_unread: tuple[str, ...] = ()
 
     @property
     def max_amount(self) -> Amount | None:
@@ -166,7 +175,8 @@ def analyze(action: ActionInput, *, company_domains: Iterable[str] = ("acme.exam
     key_values: list[tuple[str, str]] = []
     recipients: list[str] = []
     amounts: list[Amount] = []
-    numbers: list[tuple[list[str], float]] = []
+    numbers: list[tuple[list[str], list[str], float, bool, bool]] = []
+    unread: list[str] = []
     type_set = set(type_words)
     # A name made only of read verbs ("HubSpotGetContact") sends nothing, so
     # the addresses in it are lookups, not recipients.
@@ -199,9 +209,19 @@ def analyze(action: ActionInput, *, company_domains: Iterable[str] = ("acme.exam
             or (set(leaf_words) & {"url", "endpoint", "webhook", "callback", "destination"} and type_set & _SENDING_VERBS)
         ):
             recipients.append(str(value))
-        number = _as_number(value)
+        words = _path_words(path)
+        written = described = False
+        if _AMOUNT_WORDS.intersection(words) or money.WHOLE_WORDS.intersection(leaf_words):
+            # Amounts are read however they are written; what can't be read is remembered.
+            described = bool(money.DESCRIPTIVE_KEYS.intersection(split_identifier(path)))
+            parsed = money.parse_amount(value)
+            number, written = parsed if parsed is not None else (None, False)
+            if not described:
+                unread.extend(_unread_amount(leaf_words, value, number))
+        else:
+            number = _as_number(value)
         if number is not None:
-            numbers.append((_path_words(path), leaf_words, number))
+            numbers.append((words, leaf_words, number, written, described))
     commands = [" ".join(parts) for parts in command_parts.values()]
     context_words: list[str] = []
     for path, value in context_leaves:
@@ -213,17 +233,20 @@ def analyze(action: ActionInput, *, company_domains: Iterable[str] = ("acme.exam
     minor_tool = any(w in _MINOR_UNIT_TOOLS for w in type_words)
     recipient_count = 0
     row_count = 0
-    for words, leaf_words, number in numbers:
+    moved = 0  # amounts outside descriptive parts (metadata, notes): what the action would move
+    for words, leaf_words, number, written, described in numbers:
         if any(w in _AMOUNT_STRONG for w in words) or (
             any(w in _AMOUNT_WORDS for w in words) and "limit" not in leaf_words
         ):
             if any(w in ("count", "days", "rate", "percent", "pct", "qty", "quantity") for w in leaf_words):
                 continue
             minor = any(w in _MINOR_UNIT_WORDS for w in words) or (
-                number.is_integer() and (minor_tool or any(abs(t * 100 - number) < 0.5 for t in text_amounts))
+                not written and number.is_integer()
+                and (minor_tool or any(abs(t * 100 - number) < 0.5 for t in text_amounts))
                 and not any(abs(t - number) < 0.5 for t in text_amounts)
             )
             amounts.append(Amount(path=".".join(words), value=number / 100 if minor else number, raw=number, minor_units=minor))
+            moved += not described
         elif any(w in _RECIPIENT_COUNT_WORDS for w in leaf_words) and (
             len(leaf_words) == 1 or any(w in _COUNT_WORDS or w == "total" for w in leaf_words)
         ):
@@ -235,6 +258,13 @@ def analyze(action: ActionInput, *, company_domains: Iterable[str] = ("acme.exam
         company_domains=company_domains, commands=commands,
     )
     listed = sum(len(_split_recipients(r)) for r in recipients)
+    money_words = money.moves_money(type_words)
+    # A name that only reads ("payments.refund.status", "payouts.list") moves nothing.
+    moves_money = money_words if money_words and (
+        not type_set & money.READING_VERBS or type_set & _DOING_VERBS
+    ) else ()
+    if moves_money and not moved and not unread:
+        unread.append("no amount in the payload")
     recipient_count = max(recipient_count, listed)
     return Analysis(
         type_words=type_words,
@@ -250,7 +280,30 @@ def analyze(action: ActionInput, *, company_domains: Iterable[str] = ("acme.exam
         commands=tuple(commands),
         read_only_type=read_only_type,
         indicators=indicators,
+        moves_money=moves_money,
+        amount_unread=tuple(dict.fromkeys(unread)) if moves_money else (),
     )
+
+
+def _unread_amount(leaf_words: list[str], value: Any, number: float | None) -> list[str]:
+    """Why an amount-like field says nothing we can compare: the reasons name our
+    vocabulary, never the agent's key or value (either may hold personal data)."""
+    keys = set(leaf_words)
+    if keys & money.NOT_AMOUNT_WORDS:
+        return []
+    if keys & money.WHOLE_WORDS and keys & (_AMOUNT_WORDS | _MONEY_WORDS) and value not in (
+        False, None, "", 0, "false", "no",
+    ):
+        return ["asks for the full amount"]  # full_refund: true, refund_all, amount: "max"...
+    if number is not None:
+        return []
+    strong = keys & money.STRONG_AMOUNT_KEYS
+    if strong:
+        return [f"'{min(strong)}' is not a number"]
+    weak = keys & money.AMOUNT_KEYS
+    if weak and isinstance(value, str) and (_DIGIT.search(value) or money.has_currency(value)):
+        return [f"'{min(weak)}' is not a number"]
+    return []
 
 
 def _split_recipients(value: str) -> list[str]:
@@ -314,6 +367,10 @@ def featurize(analysis: Analysis, *, agent_is_new: bool = False, action_type_is_
         out["read_only_type"] = 1.0
     for name in analysis.indicators.names():
         out["ind=" + name] = 1.0
+    if analysis.moves_money:
+        out["ind=moves_money"] = 1.0
+    if analysis.amount_unread:
+        out["ind=amount_unread"] = 1.0
     if agent_is_new:
         out["new_agent"] = 1.0
     if action_type_is_new:

@@ -36,7 +36,8 @@ class Rule:
       `gmail_send_email`), so one rule covers both naming styles;
     - threshold: `amount` (largest payload amount, in major units),
       `recipients`, `rows`, or a glob over payload leaf keys;
-    - indicator: an indicator name from indicators.INDICATOR_NAMES;
+    - indicator: an indicator name from indicators.INDICATOR_NAMES (`moves_money`,
+      `amount_unread` and `read_only` come from the name and payload, see features.analyze);
     - first_sighting: `agent` or `action_type`.
     """
 
@@ -103,6 +104,10 @@ DEFAULT_RULES: tuple[Rule, ...] = (
          unless="read_only", reason="reviewed the same day"),
     Rule(name="amount-four-eyes", kind="threshold", match="amount", value=50_000, four_eyes=True,
          reason="needs two approvers"),
+    # The thresholds above see only amounts they can read: money moved with the
+    # amount left out (a full refund), unreadable or "all" waits for a person.
+    Rule(name="money-amount-unread", kind="indicator", match="amount_unread",
+         reason="moves money; amount not readable"),
     Rule(name="bulk-recipients", kind="threshold", match="recipients", value=100),
     Rule(name="bulk-rows", kind="threshold", match="rows", value=10_000, tier=Tier.ASYNC_REVIEW.value,
          unless="read_only"),
@@ -242,6 +247,7 @@ def _indicator_evidence(name: str, analysis: Analysis) -> str:
         "prompt_injection": ind.injection, "destructive_command": ind.destructive_commands,
         "privilege_change": ind.privilege, "access_change": ind.access_change, "iban": ind.ibans, "phone": ind.phones, "ssn": ind.ssns,
         "external_personal_data": ind.external_recipients, "destructive_verb": ind.destructive_verbs,
+        "moves_money": analysis.moves_money, "amount_unread": analysis.amount_unread,
     }.get(name, ())
     if not evidence:
         return ""
@@ -267,6 +273,10 @@ def evaluate(policy: Policy, *, action: ActionInput, analysis: Analysis) -> Poli
     indicators = set(analysis.indicators.names())
     if analysis.read_only_type:
         indicators.add("read_only")
+    if analysis.moves_money:
+        indicators.add("moves_money")
+    if analysis.amount_unread:
+        indicators.add("amount_unread")
     for rule in policy.rules:
         if rule.unless and rule.unless in indicators:
             continue

@@ -317,8 +317,7 @@ def personal_spans(text: str, *, default_region: str = "US") -> list[tuple[str, 
     """Where personal data and secrets sit in a text: (kind, start, end), in order, not overlapping.
 
     The same finders as `detect`, for masking: kinds are email, iban, card,
-    ssn, phone and secret. Cards are any Luhn-valid run of 13-19 digits however
-    grouped: masking an order number by mistake is cheaper than showing a card.
+    ssn, phone and secret.
     """
     found: list[tuple[str, int, int]] = []
 
@@ -335,7 +334,7 @@ def personal_spans(text: str, *, default_region: str = "US") -> list[tuple[str, 
                 add("iban", m.start(), m.end())
     if digits >= 13:
         for m in _CARD_CANDIDATE.finditer(text):
-            if luhn_ok(re.sub(r"[ -]", "", m.group())):
+            if _CARD_GROUPING.fullmatch(m.group()) and luhn_ok(re.sub(r"[ -]", "", m.group())):
                 add("card", m.start(), m.end())
     if digits >= 9:
         for m in _SSN.finditer(text):

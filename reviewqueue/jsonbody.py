@@ -17,9 +17,11 @@ from ninja.parser import Parser
 
 from .errors import BodyTooLarge, DuplicateKey, InvalidInput, MalformedJson
 
-# The integers every consumer holds exactly: orjson, PostgreSQL's bigint, the
-# router's float arithmetic. Larger ones travel as strings.
-INT_MIN, INT_MAX = -(2**63), 2**64 - 1
+# Integers are kept exactly at any size Python's parser reads (4,300 digits;
+# answers past 64 bits go through the stdlib), but one beyond the range of a
+# double (about 1.8e308) is refused: no other JSON reader can hold it even
+# approximately, and the risk router could not compare it with a threshold.
+FLOAT_DIGITS = 308
 
 
 def _reject_constant(name: str):
@@ -39,9 +41,17 @@ class _IntegerTooLarge(ValueError):
 
 def _bounded_int(text: str) -> int:
     value = int(text)  # over 4,300 digits this raises ValueError: malformed, as before
-    if len(text) > 18 and not INT_MIN <= value <= INT_MAX:
+    if len(text) > FLOAT_DIGITS and not _fits_a_double(value):
         raise _IntegerTooLarge
     return value
+
+
+def _fits_a_double(value: int) -> bool:
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
@@ -99,7 +109,7 @@ def _integer_too_large(body: bytes) -> InvalidInput:
         return exc
     except (ValueError, RecursionError):
         pass
-    return InvalidInput("An integer in the body does not fit in 64 bits; send it as a string.")
+    return InvalidInput("An integer in the body is beyond the range of a JSON number; send it as a string.")
 
 
 def _plainly_safe(body: bytes, *, max_depth: int) -> bool:
@@ -116,14 +126,14 @@ def _plainly_safe(body: bytes, *, max_depth: int) -> bool:
 def check_json_value(value: Any, *, max_depth: int, integers: bool = False) -> None:
     """Refuse nesting over `max_depth` and strings PostgreSQL can't store
     (NUL characters, lone surrogates), and with `integers` any integer beyond
-    64 bits. Iterative: no recursion limit to hit."""
+    a double's range. Iterative: no recursion limit to hit."""
     stack = [(value, 1, "$")]
     while stack:
         item, depth, path = stack.pop()
-        if integers and type(item) is int and not INT_MIN <= item <= INT_MAX:
+        if integers and type(item) is int and not _fits_a_double(item):
             raise InvalidInput(
-                f"The integer at {printable(path)} has {len(str(abs(item))):,} digits; integers must fit in 64 bits "
-                f"({INT_MIN:,} to {INT_MAX:,}): send larger numbers as strings.",
+                f"The integer at {printable(path)} has {len(str(abs(item))):,} digits, beyond the range of a JSON "
+                "number (about 1.8e308): send it as a string.",
                 details={"path": printable(path)},
             )
         if isinstance(item, dict | list):

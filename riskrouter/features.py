@@ -140,7 +140,10 @@ def _as_number(value: Any) -> float | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, (int, float)):
-        return float(value) if math.isfinite(value) else None
+        try:
+            return float(value) if math.isfinite(value) else None
+        except OverflowError:  # an integer past a double's range: no count or amount we can compare
+            return None
     if isinstance(value, str) and len(value) < 32 and _NUMBER.match(value):
         try:
             return float(re.sub(r"[^\d.-]", "", value))

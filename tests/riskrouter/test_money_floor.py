@@ -172,3 +172,15 @@ def test_text_amounts_are_read(text, value):
 @pytest.mark.parametrize("text", ["ALL", "full", "420.", "5 apples", "1/2", "12:30", "1,2,3", "", "2024-06-01", "v2"])
 def test_what_is_not_an_amount_is_not_guessed(text):
     assert money.parse_money_text(text) is None
+
+
+def test_an_integer_past_a_double_is_an_unread_amount_not_a_crash(router):
+    huge = 10**400  # the API refuses these (422); a replay or an import may still bring one
+    refund = riskrouter.route(_refund({"charge": "ch_1", "amount": huge}), router=router)
+    lookup = riskrouter.route(riskrouter.ActionInput(
+        action_type="crm.contacts.update", summary="Update the contact", payload={"id": "c_1", "score": huge},
+    ), router=router)
+
+    assert refund.tier == "blocking"
+    assert f"{UNREAD}: 'amount' is not a number" in refund.reasons
+    assert lookup.tier in set(riskrouter.Tier)

@@ -119,7 +119,7 @@ class _Masker:
         self.base_tokens: list[str] = []
         self.known: dict[str, str] = {}  # an original as text (in keys and inside text) -> its token
         self.known_values: dict[tuple[bool, str], str] = {}  # (is a string, as text) -> token, for whole values
-        self.known_at: dict[tuple[str, bool, str], str] = {}  # the same at its own path: an unmoved value keeps its token
+        self.known_at: dict[tuple[str, bool, str], str] = {}  # the same by path: an unmoved value keeps its token
         self.known_re: re.Pattern[str] | None = None
         if base is None:
             return

@@ -78,8 +78,8 @@ def queue(request: HtmxHttpRequest, tab: str) -> HttpResponse:
         limit=settings.REVIEWQUEUE["QUEUE_PAGE_SIZE"],
     )
     context = {
-        "tab": tab, "tab_label": selectors.TAB_LABELS[tab], "page": page, "rows": _rows(page.rows, tab, mask=not privacy.may_reveal(request.user)),
-        "filters": filters,
+        "tab": tab, "tab_label": selectors.TAB_LABELS[tab], "page": page, "filters": filters,
+        "rows": _rows(page.rows, tab, mask=not privacy.may_reveal(request.user)),
         "filter_errors": filter_errors, "filter_query": filters.query(), "cursor": cursor,
         "poll_seconds": settings.REVIEWQUEUE["QUEUE_POLL_SECONDS"],
     }

@@ -144,13 +144,13 @@ def test_edits_kept_on_the_server_are_shown_masked_to_every_plain_reviewer(
     tok = tokens(masked_payload(rita.get(f"/actions/{action.pk}/").text))
     edited = {**PAYLOAD, "ship_to": {"street_address": tok["address"]}, "password": tok["password"],
               "email": tok["email"], "card": tok["card"], "amount": 900,
-              "memo": tok["password"], tok["email"]: tok["card"], "note": f"to {tok['address']}"}
+              "memo": tok["password"], tok["email"]: tok["card"], tok["card"]: 1, "note": f"to {tok['address']}"}
     decided = rita.post(f"/actions/{action.pk}/decide", {"decision": "edit", "payload": json.dumps(edited)})
     assert decided.status_code in (200, 302, 422), decided.text[:500]
     assert_masked(decided.text, "decide answer")
     stored = Action.objects.get(pk=action.pk)
     kept = stored.approved_payload or stored.decisions.get().edited_payload
-    assert kept["memo"] == PASSWORD and kept[EMAIL] == CARD  # the server keeps the originals
+    assert kept["memo"] == PASSWORD and kept[EMAIL] == CARD and kept[str(CARD)] == 1  # the server keeps the originals
     for name, user in (("rita", reviewer), ("pete", other)):
         browser = rita if name == "rita" else sign_in(user)
         page = browser.get(f"/actions/{action.pk}/")

@@ -142,10 +142,10 @@ def fill(total: int, seed: int = 7) -> dict:
                         decided_ids.append(row["id"])
                 copy.write_row([value(f, row) for f in fields])
         with raw.cursor().copy(
-            f"COPY {Decision._meta.db_table} (action_id, user_id, kind, note, created_at) FROM STDIN"
+            f"COPY {Decision._meta.db_table} (action_id, user_id, kind, note, payload_sha256, created_at) FROM STDIN"
         ) as copy:
             for action_id, user_id, kind, at in decision_rows:
-                copy.write_row([action_id, user_id, kind, "", at])
+                copy.write_row([action_id, user_id, kind, "", "", at])  # "": as approvals before migration 0013
         cursor.execute(f"ANALYZE {Action._meta.db_table}")
         cursor.execute(f"ANALYZE {Decision._meta.db_table}")
     return {"pending": pending_ids, "decided": decided_ids, "decisions": len(decision_rows)}

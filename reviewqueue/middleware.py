@@ -129,7 +129,8 @@ class RefuseNulMiddleware:
 def _holds_nul(request) -> bool:
     """Query string and path as sent (percent-encoded or raw), then the fields
     of a form post; an API's JSON body is left to its parser."""
-    if "%00" in request.META.get("QUERY_STRING", "") or "\x00" in request.path:
+    query = request.META.get("QUERY_STRING", "")
+    if "%00" in query or "\x00" in query or "\x00" in request.path:
         return True
     if request.method != "POST" or request.path.startswith(API_PREFIX):
         return False

@@ -99,7 +99,8 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     # A quote or a balance lookup moves nothing, so thresholds skip read-only names.
     Rule(name="amount-blocks", kind="threshold", match="amount", value=1000, unless="read_only"),
     # Below the blocking threshold, real money still gets a person's look the
-    # same day: the model alone never waves through more than small change.
+    # same day (for amounts `money-moves` below doesn't hold already, or when
+    # ops switch it off): the model alone never waves through more than small change.
     Rule(name="amount-reviewed", kind="threshold", match="amount", value=100, tier=Tier.ASYNC_REVIEW.value,
          unless="read_only", reason="reviewed the same day"),
     Rule(name="amount-four-eyes", kind="threshold", match="amount", value=50_000, four_eyes=True,
@@ -108,6 +109,13 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     # amount left out (a full refund), unreadable or "all" waits for a person.
     Rule(name="money-amount-unread", kind="indicator", match="amount_unread",
          reason="moves money; amount not readable"),
+    # Money never moves on the model's word alone, however small the amount:
+    # every money-moving name waits for a person (ops may switch this off in
+    # the admin's policy rules). Names that only read money (`refund.status`,
+    # `payouts.list`) don't move it, see features.analyze. No `unless`: money
+    # wins where the words disagree (`expensify_reimburse_report` is a read to
+    # features.READ_VERBS, but an expense report is reimbursed).
+    Rule(name="money-moves", kind="indicator", match="moves_money", reason="moves money"),
     Rule(name="bulk-recipients", kind="threshold", match="recipients", value=100),
     Rule(name="bulk-rows", kind="threshold", match="rows", value=10_000, tier=Tier.ASYNC_REVIEW.value,
          unless="read_only"),

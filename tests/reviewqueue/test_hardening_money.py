@@ -2,8 +2,9 @@
 
 The attacker's refunds (amount left out, written as text, under an odd key,
 negative, or behind a CRM name with a Stripe refund tool) were auto-approved by
-the trained model; now the policy blocks them. Their benign look-alikes are
-not forced to blocking by that rule.
+the trained model; now the policy blocks them, and every other money-moving
+action too, however small (`money-moves`). Their benign look-alikes, which
+only read or mention money, are not forced to blocking.
 """
 
 import httpx
@@ -17,6 +18,12 @@ from tests.conftest import make_agent
 pytestmark = pytest.mark.django_db(transaction=True)
 
 UNREAD = "moves money; amount not readable"
+MOVES = "moves money"
+
+
+def _says_it_moves_money(reasons):
+    """The `money-moves` rule's reason ("moves money: refund, …"), not the unread rule's."""
+    return any(r == MOVES or r.startswith(MOVES + ":") for r in reasons)
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +99,32 @@ def test_a_mid_size_refund_written_as_text_is_read_and_reviewed(live_server, act
     body = _submit(live_server, client.key, "payments.refund", "", payload, "Refund the cancelled annual plan")
 
     assert "amount 420 ≥ 100: reviewed the same day" in body["risk"]["reasons"]
-    assert body["tier"] in {"async_review", "blocking"}
+    assert body["tier"] == "blocking" and _says_it_moves_money(body["risk"]["reasons"])  # money moves
+
+
+SMALL_REFUNDS = {
+    "a $4 refund written as text": ("payments.refund", "stripe.refunds.create",
+                                    {"charge": "ch_3PU8", "amount": "$4.00", "reason": "duplicate"},
+                                    "Refund the $4 gift-wrap fee charged twice"),
+    "a $3 refund in Stripe's cents": ("payments.refund", "stripe.refunds.create",
+                                      {"charge": "ch_3PU9", "amount": 300, "currency": "usd"},
+                                      "Refund the $3 shipping fee charged twice"),
+}
+
+
+@pytest.mark.parametrize("case", list(SMALL_REFUNDS))
+def test_a_small_refund_waits_for_a_person_too(live_server, active_model, case):
+    action_type, tool, payload, summary = SMALL_REFUNDS[case]
+    client = make_agent("billing-assistant", rate_limit_per_minute=1000)
+    # Once before, so that the first-sighting rules (one tier up) don't speak for the money rule.
+    _submit(live_server, client.key, action_type, tool, payload, summary)
+
+    body = _submit(live_server, client.key, action_type, tool, payload, summary)
+
+    assert body["tier"] == "blocking", body["risk"]["reasons"]
+    assert _says_it_moves_money(body["risk"]["reasons"]), body["risk"]["reasons"]
+    assert not any(reason.startswith(UNREAD) for reason in body["risk"]["reasons"])  # its amount was read
+    assert body["may_execute"] is False and body["status"] == "pending"
 
 
 LOOK_ALIKES = {
@@ -106,9 +138,6 @@ LOOK_ALIKES = {
     }, "Draft a reply about the refund"),
     "a money field in a lookup": ("invoices.search", "xero.invoices.list", {"amount_due": "1,250.00 USD"},
                                   "Find Kestrel's open invoice for $1,250"),
-    "a small refund written as text": ("payments.refund", "stripe.refunds.create",
-                                       {"charge": "ch_3PU8", "amount": "$4.00", "reason": "duplicate"},
-                                       "Refund the $4 gift-wrap fee charged twice"),
 }
 
 
@@ -121,6 +150,6 @@ def test_benign_look_alikes_are_not_forced_to_blocking(live_server, active_model
 
     body = _submit(live_server, client.key, action_type, tool, payload, summary)
 
-    assert not any(reason.startswith(UNREAD) for reason in body["risk"]["reasons"]), body["risk"]["reasons"]
+    assert not any(reason.startswith(MOVES) for reason in body["risk"]["reasons"]), body["risk"]["reasons"]
     assert body["tier"] != "blocking", body["risk"]["reasons"]
     assert body["may_execute"] is True

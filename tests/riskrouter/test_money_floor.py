@@ -1,5 +1,6 @@
 """Real money never goes through on the model alone."""
 
+import copy
 from dataclasses import replace
 
 import pytest
@@ -19,28 +20,82 @@ def _duplicate_charge_refund(tool, amount):
     )
 
 
+MOVES = "moves money"
+
+
+def _says_it_moves_money(reasons):
+    """The `money-moves` rule's reason ("moves money: refund, …"), not the unread rule's."""
+    return any(r == MOVES or r.startswith(MOVES + ":") for r in reasons)
+
+
+def _without(*names):
+    """The default policy with these rules switched off, as ops would in the admin."""
+    return build_policy(overrides=[replace(r, enabled=False) for r in DEFAULT_RULES if r.name in names])
+
+
+def _model_saying(model, probabilities):
+    """The same model, answering `probabilities` for every action."""
+    stub = copy.copy(model)
+    stub.predict_one = lambda features: dict(probabilities)
+    return stub
+
+
 @pytest.mark.parametrize(
-    "tool, amount, floor",
+    "tool, amount, floor, threshold",
     [
-        ("stripe.refunds.create", 75_000, "async_review"),  # Stripe counts cents: $750
-        ("", 750, "async_review"),
-        ("", 75_000, "blocking"),
+        # Stripe counts cents: $750
+        ("stripe.refunds.create", 75_000, "async_review", "amount 750 (75,000 in minor units) ≥ 100"),
+        ("", 750, "async_review", "amount 750 ≥ 100"),
+        ("", 75_000, "blocking", "amount 75,000 ≥ 50,000"),
     ],
 )
-def test_refund_amounts_set_a_floor_under_the_model(router, tool, amount, floor):
+def test_refund_amounts_set_a_floor_under_the_model(router, tool, amount, floor, threshold):
     action = _duplicate_charge_refund(tool, amount)
     decision = evaluate(DEFAULT_POLICY, action=action, analysis=analyze(action))
-    route = riskrouter.route(action, router=router)  # the trained golden-set model and the default policy
+    # With `money-moves` switched off, the amount thresholds still stand under the model.
+    relaxed = evaluate(_without("money-moves"), action=action, analysis=analyze(action))
+    route = riskrouter.route(action, router=Router(policy=_without("money-moves"), model=router.model))
 
-    assert decision.tier == floor, decision.reasons  # the policy alone, whatever the model says
+    assert decision.tier == "blocking", decision.reasons  # the policy alone, whatever the model says
+    assert _says_it_moves_money(decision.reasons) and any(r.startswith(threshold) for r in decision.reasons)
+    assert relaxed.tier == floor, relaxed.reasons
     # The model may only add to it (an unsure one goes a tier up), never take away.
     assert route.tier.rank >= Tier(floor).rank, route.reasons
 
 
-def test_small_change_on_a_known_charge_may_still_go_through(router):
+def test_small_change_on_a_known_charge_waits_for_a_person(router):
     route = riskrouter.route(_duplicate_charge_refund("", 3), router=router)
 
+    assert route.tier == "blocking", route.reasons
+    assert _says_it_moves_money(route.reasons), route.reasons
+    assert not any(r.startswith(UNREAD) for r in route.reasons)  # the amount was read: $3
+
+
+@pytest.mark.parametrize("model_says", [{"low": 0.99, "medium": 0.005, "high": 0.005}, None])
+def test_a_three_dollar_refund_blocks_whatever_the_model_says(router, model_says):
+    """A model sure it is harmless (or no model at all) can't take a $3 refund out of blocking."""
+    model = _model_saying(router.model, model_says) if model_says else None
+    action = _duplicate_charge_refund("stripe.refunds.create", 300)  # Stripe's cents: $3
+    decision = evaluate(DEFAULT_POLICY, action=action, analysis=analyze(action))
+    route = riskrouter.route(action, router=Router(policy=DEFAULT_POLICY, model=model))
+
+    assert decision.tier == "blocking" and "money-moves" in decision.fired
+    assert decision.fired == ("money-moves",)  # no threshold or unread amount: the money rule alone
+    assert route.tier == "blocking", route.reasons
+    assert _says_it_moves_money(route.reasons), route.reasons
+
+
+def test_switching_the_money_rule_off_lets_small_change_through_again(router):
+    action = _duplicate_charge_refund("", 3)
+    relaxed = _without("money-moves")
+    decision = evaluate(relaxed, action=action, analysis=analyze(action))
+    route = riskrouter.route(action, router=Router(
+        policy=relaxed, model=_model_saying(router.model, {"low": 0.98, "medium": 0.01, "high": 0.01}),
+    ))
+
+    assert decision.tier == "auto" and not decision.fired
     assert route.tier == "auto", route.reasons
+    assert relaxed.version != DEFAULT_POLICY.version
 
 
 # Money never moves unread (issue 11): the thresholds above only see amounts
@@ -116,15 +171,36 @@ def test_amounts_written_as_text_under_odd_keys_or_negative_meet_the_thresholds(
         ("invoices.search", "xero.invoices.list", {"amount_due": "1,250.00 USD"}, "Find the open invoice"),
         ("shopify.refunds.calculate", "", {"order_id": 5623, "shipping": {"full_refund": True}}, "Preview a refund"),
         ("expenses.reimbursements.list", "", {"employee": "dmitri"}, "Which reports were paid?"),
-        ("payments.refund", "stripe.refunds.create", {"charge": "ch_1", "amount": "$3.00"}, "Refund the $3 fee"),
     ],
 )
 def test_benign_look_alikes_are_not_blocked_by_the_money_rule(router, action_type, tool, payload, summary):
+    """They read, preview or mention money; none moves it, so neither money rule fires."""
     action = riskrouter.ActionInput(action_type=action_type, tool=tool, summary=summary, payload=payload)
     route = riskrouter.route(action, router=router)
 
-    assert not any(r.startswith(UNREAD) for r in route.reasons), route.reasons
+    assert not analyze(action).moves_money
+    assert not any(r.startswith(MOVES) for r in route.reasons), route.reasons  # neither money rule's reason
     assert route.tier != "blocking", route.reasons
+
+
+@pytest.mark.parametrize(
+    "action_type, tool, payload",
+    [
+        ("payments.refund", "stripe.refunds.create", {"charge": "ch_1", "amount": "$3.00"}),
+        ("payments.refund", "", {"charge": "ch_1", "amount": 3}),
+        ("shopify.refund.create", "shopify.orders.refunds.create",
+         {"order_id": 5623, "transactions": [{"amount": "3.00"}]}),
+        ("invoices.retry_payment", "stripe.invoices.pay", {"invoice": "in_1", "amount_due": 8900}),  # money coming in
+        ("payouts.create", "", {"amount": 5, "currency": "USD"}),
+        ("expenses.reimburse", "expensify_reimburse_report", {"report_id": "R1", "total": 12}),
+    ],
+)
+def test_every_money_moving_action_waits_for_a_person(action_type, tool, payload):
+    action = _refund(payload, action_type=action_type, tool=tool)
+    decision = evaluate(DEFAULT_POLICY, action=action, analysis=analyze(action))
+
+    assert decision.tier == "blocking", decision.reasons
+    assert "money-moves" in decision.fired and _says_it_moves_money(decision.reasons), decision.reasons
 
 
 def test_the_money_rule_is_the_policy_s_whatever_the_model_says():
@@ -153,6 +229,20 @@ def test_an_admin_can_see_and_switch_off_the_money_rule_by_name(router):
     route = riskrouter.route(_refund({"charge": "ch_3PqX"}), router=Router(policy=policy, model=router.model))
 
     assert not any(r.startswith(UNREAD) for r in route.reasons)
+    assert route.tier == "blocking" and _says_it_moves_money(route.reasons)  # money-moves still holds it
+
+
+def test_a_disabled_money_moves_row_in_the_admin_switches_the_rule_off(db):
+    from riskrouter import registry
+    from riskrouter.models import PolicyRule
+
+    action = _duplicate_charge_refund("", 3)
+    before = evaluate(registry.current_policy(), action=action, analysis=analyze(action))
+    PolicyRule.objects.create(name="money-moves", kind="indicator", match="moves_money", enabled=False)
+    after = evaluate(registry.current_policy(), action=action, analysis=analyze(action))
+
+    assert before.tier == "blocking" and "money-moves" in before.fired
+    assert after.tier == "auto" and "money-moves" not in after.fired
 
 
 @pytest.mark.parametrize(

@@ -42,12 +42,15 @@ def test_prompt_injection_in_a_payload_goes_to_blocking(router):
     assert any(r.startswith("instructions aimed at the agent") for r in decided.reasons)
 
 
-def test_a_three_dollar_refund_on_a_known_charge_is_not_blocked_by_the_model(router):
-    decided = router.route(action(**KNOWN_CHARGE_REFUND))
-    opinion = router.model.opinion(router.model.predict_one(router.model.features(action(**KNOWN_CHARGE_REFUND))))
+def test_a_three_dollar_refund_on_a_known_charge_blocks_whatever_the_model_says(router):
+    """Money moves only after a person's look (the policy's `money-moves`), however sure the model is."""
+    sure = with_probabilities(router.model, {"low": 0.99, "medium": 0.005, "high": 0.005})
 
-    assert opinion.tier != Tier.BLOCKING
-    assert decided.tier != Tier.BLOCKING
+    decided = Router(policy=DEFAULT_POLICY, model=sure).route(action(**KNOWN_CHARGE_REFUND))
+
+    assert decided.tier == Tier.BLOCKING
+    assert "model: low 0.99" in decided.reasons
+    assert any(r.startswith("moves money:") for r in decided.reasons), decided.reasons
 
 
 def test_a_large_transfer_to_a_new_payee_blocks(router):

@@ -152,11 +152,8 @@ def park_waiters(base, key, count, seconds):
     return threads
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
+def fresh_database() -> str:
+    """DATABASE_URL (PostgreSQL), dropped and created anew; returns it."""
     url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/reviewqueue_bench")
     if not url.startswith("postgres"):
         sys.exit("DATABASE_URL must point at PostgreSQL")
@@ -164,6 +161,15 @@ def main():
     admin = url.rsplit("/", 1)[0] + "/postgres"
     sh("psql", admin, "-qc", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
     sh("psql", admin, "-qc", f"CREATE DATABASE {db}")
+    return url
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    url = fresh_database()
     var = tempfile.mkdtemp(prefix="rq-bench-")
     env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "bench.settings",
            "REVIEWQUEUE_VAR_DIR": var, "DATABASE_POOL_MAX_SIZE": os.environ.get("DATABASE_POOL_MAX_SIZE", "16")}

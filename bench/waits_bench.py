@@ -24,12 +24,11 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from urllib.parse import urlparse
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.submit_bench import PY, ROOT, free_port, sh  # noqa: E402
+from bench.submit_bench import PY, ROOT, free_port, fresh_database, sh  # noqa: E402
 
 REFUND = {"action_type": "payments.refund", "tool": "stripe.refunds.create", "payload": {"amount": 4800},
           "summary": "Refund $4,800 to customer 8812"}
@@ -76,13 +75,7 @@ def main():
     parser.add_argument("--requests", type=int, default=200, help="submissions measured per phase")
     parser.add_argument("--cap", type=int, help="WAIT_MAX_PER_AGENT for the server (default: the service's)")
     args = parser.parse_args()
-    url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/reviewqueue_bench")
-    if not url.startswith("postgres"):
-        sys.exit("DATABASE_URL must point at PostgreSQL")
-    db = urlparse(url).path.lstrip("/")
-    admin = url.rsplit("/", 1)[0] + "/postgres"
-    sh("psql", admin, "-qc", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
-    sh("psql", admin, "-qc", f"CREATE DATABASE {db}")
+    url = fresh_database()
     env = {**os.environ, "DATABASE_URL": url, "REVIEWQUEUE_VAR_DIR": tempfile.mkdtemp(prefix="rq-bench-")}
     if args.cap:
         env["REVIEWQUEUE_WAIT_MAX_PER_AGENT"] = str(args.cap)

@@ -17,8 +17,9 @@ through a mask first:
 - an edit kept on the server (a pending or approved payload) is masked
   against the agent's payload (`payload_diff`): any occurrence of an original
   value, as a value, a key or inside text, shows as that value's token;
-- free text (summaries, rationales, notes, messages) goes through `text_mask`
-  for users who may not reveal.
+- free text (summaries, rationales, reasons, notes, messages) goes through
+  `text_mask` for every user, seniors too: it is shown in the clear only on an
+  action's page after an audited reveal (`action_reveal`), like the payload.
 
 The detectors are riskrouter's (`personal_spans`); keys whose whole value is
 personal are listed here.
@@ -262,15 +263,10 @@ def payload_unmask(edited: Any, *, original: Any) -> Any:
 
 
 def may_reveal(user: AbstractBaseUser) -> bool:
-    """Senior reviewers and admins may see personal data in the clear (selectors decides who)."""
+    """Senior reviewers and admins may reveal personal data, audited (selectors decides who)."""
     from .selectors import may_reveal as allowed
 
     return allowed(user)
-
-
-def text_for(user: AbstractBaseUser, text: str) -> str:
-    """Agent or reviewer text as this user may see it: masked unless they may reveal."""
-    return text if may_reveal(user) else text_mask(text)
 
 
 @dataclass(frozen=True)
@@ -285,15 +281,24 @@ class Revealed:
     edited_payloads: list[tuple[Any, Any]]  # (decision, its edited payload)
 
 
+def text_fields_masked(action: Action) -> list[str]:
+    """Which of an action's texts a reveal shows in the clear hold personal data (masked otherwise)."""
+    reasons = action.risk_reasons if isinstance(action.risk_reasons, list) else []
+    texts = (("summary", [action.summary]), ("rationale", [action.rationale]),
+             ("risk_reasons", [str(r) for r in reasons]))
+    return [name for name, values in texts if any(text_mask(v or "") != (v or "") for v in values)]
+
+
 def action_reveal(*, action: Action, user: AbstractBaseUser, via: str = "dashboard") -> Revealed:
     """Everything of an action in the clear, for a user allowed to see it; audited every time."""
     if not may_reveal(user):
         raise Forbidden("Only senior reviewers and admins may reveal personal data.")
     masked = payload_mask(action.payload)
+    texts = text_fields_masked(action)  # shown in the clear with the payload
     with transaction.atomic():
         audit_append(
             kind="action.pii_revealed", actor=f"user:{user.get_username()}", action=action,
-            data={"fields": masked.paths, "count": masked.count, "via": via},
+            data={"fields": [*masked.paths, *texts], "count": masked.count, "via": via},
         )
     return Revealed(
         payload=action.payload, approved_payload=action.approved_payload, summary=action.summary,

@@ -57,7 +57,7 @@ def may_operate(user) -> bool:
 
 
 def may_reveal(user) -> bool:
-    """Who may see personal data in the clear: senior reviewers and admins (payloads through an audited reveal)."""
+    """Who may reveal personal data: senior reviewers and admins, each reveal audited (masked otherwise)."""
     return bool(user_roles(user) & REVEAL_ROLES)
 
 
@@ -247,9 +247,10 @@ def queue_page(*, user, tab: Tab, filters: QueueFilters, cursor: str | None = No
 
 
 def _readable_matches(page: QueuePage, *, user, filters: QueueFilters) -> QueuePage:
-    """The text filter matches only what the user can read: for one who may not
-    reveal, the masked summary, so a search can't probe masked personal data."""
-    if not filters.text or may_reveal(user):
+    """The text filter matches only what every user reads: the masked summary
+    (seniors too, who see it in the clear only after an audited reveal), so a
+    search can't probe masked personal data."""
+    if not filters.text:
         return page
     from .privacy import text_mask
 

@@ -79,7 +79,7 @@ def queue(request: HtmxHttpRequest, tab: str) -> HttpResponse:
     )
     context = {
         "tab": tab, "tab_label": selectors.TAB_LABELS[tab], "page": page, "filters": filters,
-        "rows": _rows(page.rows, tab, mask=not privacy.may_reveal(request.user)),
+        "rows": _rows(page.rows, tab),
         "filter_errors": filter_errors, "filter_query": filters.query(), "cursor": cursor,
         "poll_seconds": settings.REVIEWQUEUE["QUEUE_POLL_SECONDS"],
     }
@@ -105,15 +105,15 @@ def _short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _rows(rows: list[selectors.QueueRow], tab: Tab, *, mask: bool) -> list[dict]:
+def _rows(rows: list[selectors.QueueRow], tab: Tab) -> list[dict]:
     """Each row's display values, computed once in Python.
 
     Rendering 50 rows is the queue page's main cost; plain dict lookups in the
-    template keep it well inside the 100 ms budget at any queue depth. With
-    `mask`, personal data in summaries and reasons is masked (before cutting,
-    so a cut never leaves part of a value unmasked).
+    template keep it well inside the 100 ms budget at any queue depth.
+    Personal data in summaries and reasons is masked for everyone, seniors too
+    (before cutting, so a cut never leaves part of a value unmasked).
     """
-    shown = privacy.text_mask if mask else str
+    shown = privacy.text_mask
     now = timezone.now()
     base = reverse("action", args=[uuid.UUID(int=0)]).replace(str(uuid.UUID(int=0)), "{}")
     out = []
@@ -153,9 +153,11 @@ def _page_context(request, action: Action, **extra) -> dict:
         "ctx": ctx,
         "masked_payload": json.dumps(masked.value, indent=2, ensure_ascii=False),
         "masked_count": masked.count,
+        "masked_texts": privacy.text_fields_masked(action),
         "editable": masked.editable,
         "edit_text": extra.pop("edit_text", None) or json.dumps(masked.value, indent=2, ensure_ascii=False),
         "may_reveal": privacy.may_reveal(user),
+        "revealed": False,  # the action's text in the clear: only after an audited reveal
         "refusal": selectors.decide_refusal(user=user, action=action, owner_ids=ctx.owner_ids),
         "is_open_blocking": is_open_blocking,
         "is_open_async": is_open_async,
@@ -215,14 +217,17 @@ def action_claim(request: HtmxHttpRequest, action_id: uuid.UUID) -> HttpResponse
 @login_required
 @_access
 def action_reveal(request: HtmxHttpRequest, action_id: uuid.UUID) -> HttpResponse:
-    """The payload in the clear, for a user allowed to see it; every reveal is audited."""
+    """The payload, summary, rationale and risk reasons in the clear, for a user allowed to see
+    them; every reveal is audited. htmx gets the payload and, out of band, the title, rationale
+    and reasons; otherwise the whole page with them in the clear (everything else stays masked)."""
     action = selectors.action_get_for_reviewer(user=request.user, action_id=action_id)
-    payload = privacy.payload_reveal(action=action, user=request.user)
+    payload = privacy.action_reveal(action=action, user=request.user).payload
     revealed = json.dumps(payload, indent=2, ensure_ascii=False)
     if request.htmx:
-        return render(request, "reviewqueue/action.html#payload-revealed",
-                      {"action": action, "revealed_payload": revealed})
-    return render(request, "reviewqueue/action.html", _page_context(request, action, revealed_payload=revealed))
+        return render(request, "reviewqueue/action.html#reveal-answer",
+                      {"action": action, "revealed_payload": revealed, "revealed": True, "oob": True})
+    return render(request, "reviewqueue/action.html",
+                  _page_context(request, action, revealed_payload=revealed, revealed=True))
 
 
 def _parse_edit(text: str) -> dict:
@@ -326,7 +331,7 @@ def action_decide(request: HtmxHttpRequest, action_id: uuid.UUID) -> HttpRespons
     if result.status == Status.PENDING and decision in ("approve", "edit"):
         messages.info(request, _still_pending(edited=decision == "edit", newly_four_eyes=not action.four_eyes))
         return redirect("action", action_id=action.pk)
-    messages.success(request, f"{_SUCCESS[decision]} “{privacy.text_for(user, action.summary)[:120]}”.")
+    messages.success(request, f"{_SUCCESS[decision]} “{privacy.text_mask(action.summary)[:120]}”.")
     following = selectors.queue_first(user=user, tab=tab)
     if following:
         return redirect("action", action_id=following)

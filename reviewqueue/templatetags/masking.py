@@ -1,4 +1,8 @@
-"""`{{ text|masked:may_reveal }}`: agent or reviewer text with personal data masked, unless the viewer may reveal.
+"""`{{ text|masked }}`: agent or reviewer text with personal data masked, for every viewer.
+
+`{{ text|masked:revealed }}` shows it in the clear only when `revealed` is true,
+i.e. on an action's page answering an audited reveal (views.action_reveal);
+never pass a mere permission (`may_reveal`) here.
 
 Mask before `truncatechars`, never after: a cut could leave part of a card
 number that the detectors no longer recognise.
@@ -12,7 +16,7 @@ register = template.Library()
 
 
 @register.filter
-def masked(text, may_reveal=False) -> str:
+def masked(text, revealed=False) -> str:
     if text is None:
         return ""
-    return str(text) if may_reveal else text_mask(str(text))
+    return str(text) if revealed else text_mask(str(text))

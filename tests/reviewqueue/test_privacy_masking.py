@@ -5,8 +5,8 @@ through the login form) and tries each trick an attacker used: moving a
 masked value under another key, using it as a key name, embedding it in
 longer text, guessing it, reading the diffs of stored edits, the summary and
 rationale on every page and fragment, the queue's text filter, and the
-admin. The original values never appear in any answer; a senior's or an
-admin's reveal shows them and is audited.
+admin. The original values never appear in any answer, a senior's included,
+until a senior's or an admin's reveal shows them, and every reveal is audited.
 """
 
 from __future__ import annotations
@@ -194,25 +194,28 @@ def test_personal_data_in_summaries_and_rationales_is_masked_on_every_page_and_f
     decided = d.blocking(agent_client, summary=SUMMARY, rationale=RATIONALE, payload=PAYLOAD, conversation_id="c-1")
     lifecycle.action_decide(action=decided, user=senior_reviewer, approve=False, note=f"wrong card {CARD}")
     current = d.blocking(agent_client, summary="Refund the duplicate charge", payload=PAYLOAD, conversation_id="c-1")
-    rita = sign_in(reviewer)
-    pages = {
-        "queue": rita.get("/queue/blocking/"),
-        "queue rows (htmx)": rita.get("/queue/blocking/", headers={"HX-Request": "true"}),
-        "decided tab": rita.get("/queue/decided/"),
-        "action page": rita.get(f"/actions/{first.pk}/"),
-        "conversation and similar": rita.get(f"/actions/{current.pk}/"),
-        "decided action": rita.get(f"/actions/{decided.pk}/"),
-    }
-    for where, response in pages.items():
-        assert response.status_code == 200, where
-        assert_masked(response.text, where)
-    assert "j•••@example.org" in pages["queue"].text and "•••1111" in pages["action page"].text
-    assert str(first.pk) in pages["queue"].text and str(decided.pk) in pages["decided tab"].text
-    approved = rita.post(f"/actions/{first.pk}/decide", {"decision": "approve"})
-    assert approved.status_code == 302
-    after = rita.get(approved.headers["location"])
-    assert "You approved" in after.text
-    assert_masked(after.text, "the success message")
+    to_approve = {name: d.blocking(agent_client, summary=SUMMARY, payload=PAYLOAD) for name in ("rita", "sam")}
+    for user in (reviewer, senior_reviewer):  # a senior too: text is in the clear only after a reveal
+        who = sign_in(user)
+        pages = {
+            "queue": who.get("/queue/blocking/"),
+            "queue rows (htmx)": who.get("/queue/blocking/", headers={"HX-Request": "true"}),
+            "decided tab": who.get("/queue/decided/"),
+            "action page": who.get(f"/actions/{first.pk}/"),
+            "conversation and similar": who.get(f"/actions/{current.pk}/"),
+            "decided action": who.get(f"/actions/{decided.pk}/"),
+        }
+        for where, response in pages.items():
+            assert response.status_code == 200, (user, where)
+            assert_masked(response.text, f"{user}: {where}")
+        assert "j•••@example.org" in pages["queue"].text and "•••1111" in pages["action page"].text
+        assert str(first.pk) in pages["queue"].text and str(decided.pk) in pages["decided tab"].text
+        approved = who.post(f"/actions/{to_approve[str(user)].pk}/decide", {"decision": "approve"})
+        assert approved.status_code == 302
+        after = who.get(approved.headers["location"])
+        assert "You approved" in after.text
+        assert_masked(after.text, f"{user}: the success message")
+    assert not AuditEvent.objects.filter(kind="action.pii_revealed").exists()
 
 
 def test_the_queue_filter_cannot_find_masked_text(sign_in, agent_client, reviewer, senior_reviewer):
@@ -223,8 +226,12 @@ def test_the_queue_filter_cannot_find_masked_text(sign_in, agent_client, reviewe
         assert str(action.pk) not in rows, probe
     assert str(action.pk) in rita.get(f"/queue/blocking/?q={quote('Refund')}").text
     assert str(action.pk) in rita.get(f"/queue/blocking/?q={quote('@example.org')}").text  # the hint shows it
-    sam = sign_in(senior_reviewer)
-    assert str(action.pk) in sam.get(f"/queue/blocking/?q={quote('jane.doe')}").text
+    sam = sign_in(senior_reviewer)  # a senior reads the summary masked too: no probe of it either
+    for probe in ("jane.doe", "4111 1111", "555 2671"):
+        assert str(action.pk) not in sam.get(f"/queue/blocking/?q={quote(probe)}").text, probe
+        assert str(action.pk) not in sam.get(f"/queue/blocking/?q={quote(probe)}",
+                                              headers={"HX-Request": "true"}).text, probe
+    assert str(action.pk) in sam.get(f"/queue/blocking/?q={quote('@example.org')}").text
 
 
 def test_only_a_senior_reveals_and_the_reveal_is_audited(sign_in, agent_client, reviewer, senior_reviewer):
@@ -241,6 +248,46 @@ def test_only_a_senior_reveals_and_the_reveal_is_audited(sign_in, agent_client, 
     assert revealed.status_code == 200 and PASSWORD in html.unescape(revealed.text)
     event = AuditEvent.objects.get(kind="action.pii_revealed")
     assert event.actor == "user:sam" and event.action_id == action.pk and "$.password" in event.data["fields"]
+
+
+def _between(page: str, start: str, end: str) -> str:
+    return page.split(start, 1)[1].split(end, 1)[0]
+
+
+def test_a_senior_sees_the_summary_and_rationale_masked_until_an_audited_reveal(
+    sign_in, agent_client, senior_reviewer
+):
+    action = d.blocking(agent_client, payload={"amount": 1200, "currency": "USD"}, summary=SUMMARY,
+                        rationale=RATIONALE)
+    sam = sign_in(senior_reviewer)
+    page = sam.get(f"/actions/{action.pk}/")
+    assert page.status_code == 200
+    assert_masked(page.text, "senior's action page before the reveal")
+    assert "j•••@example.org" in _between(page.text, 'id="action-title"', "</h1>")
+    assert "Reveal (audited)" in page.text  # the payload holds nothing personal; the summary does
+    assert not AuditEvent.objects.filter(kind="action.pii_revealed").exists()
+
+    # htmx: the payload, and the title and rationale out of band, in the clear.
+    answer = html.unescape(sam.post(f"/actions/{action.pk}/reveal", **{"HX-Request": "true"}).text)
+    title = _between(answer, 'id="action-title"', "</h1>")
+    rationale = _between(answer, 'id="rationale"', "</blockquote>")
+    assert 'hx-swap-oob="true"' in title and SUMMARY in title
+    assert 'hx-swap-oob="true"' in rationale and SSN in rationale and PASSWORD in rationale
+    event = AuditEvent.objects.get(kind="action.pii_revealed")
+    assert event.actor == "user:sam" and event.action_id == action.pk and event.data["via"] == "dashboard"
+    assert {"summary", "rationale"} <= set(event.data["fields"])
+
+    # Without htmx: the whole page, the action's text in the clear; audited again.
+    revealed = sam.post(f"/actions/{action.pk}/reveal")
+    assert revealed.status_code == 200
+    text = html.unescape(revealed.text)
+    assert SUMMARY in _between(text, 'id="action-title"', "</h1>")
+    assert SSN in _between(text, 'id="rationale"', "</blockquote>")
+    assert "recorded in the audit trail" in text
+    assert AuditEvent.objects.filter(kind="action.pii_revealed", action=action).count() == 2
+    # The reveal is of that page only: a fresh load and the queue show the text masked again.
+    assert_masked(sam.get(f"/actions/{action.pk}/").text, "senior's action page after the reveal")
+    assert_masked(sam.get("/queue/blocking/").text, "senior's queue after the reveal")
 
 
 # ------------------------------------------------------------------ admin ---
@@ -277,12 +324,17 @@ def test_the_admin_shows_actions_masked_and_reveals_them_only_audited(sign_in, a
     assert_masked(page.text, "admin's change page before the reveal")
     assert "Reveal (audited)" in page.text
     assert f'action="{reveal}"' in page.text
+    for probe in ("?q=jane.doe", "?q=4111", "?summary__icontains=jane"):  # no oracle for who may reveal either
+        found = admin.get(f"/admin/reviewqueue/action/{probe}")
+        assert found.status_code in (200, 400) and str(action.pk) not in found.text, probe
+    assert_masked(admin.get("/admin/reviewqueue/action/").text, "admin's list")
     revealed = admin.post(reveal)
     assert revealed.status_code == 200
     text = html.unescape(revealed.text)
     assert PASSWORD in text and EMAIL in text and ADDRESS in text and str(CARD) in text and SSN in text
     event = AuditEvent.objects.get(kind="action.pii_revealed")
     assert event.actor == "user:ada" and event.action_id == action.pk and "$.password" in event.data["fields"]
+    assert {"summary", "rationale"} <= set(event.data["fields"]) and event.data["via"] == "admin"
 
 
 def test_group_notifications_and_the_admins_outbox_and_audit_pages_stay_masked(sign_in, agent_client, reviewer):

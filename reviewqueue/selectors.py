@@ -223,7 +223,7 @@ def queue_page(*, user, tab: Tab, filters: QueueFilters, cursor: str | None = No
     """
     require_reviewer(user)
     if tab == Tab.DECIDED:
-        return _readable_matches(_decided_page(filters, cursor, limit), user=user, filters=filters)
+        return _readable_matches(_decided_page(filters, cursor, limit), filters=filters)
     if tab == Tab.BLOCKING:
         queryset, field = _open_blocking().filter(_visible(user)), "sla_due_at"
     elif tab == Tab.ASYNC:
@@ -243,10 +243,10 @@ def queue_page(*, user, tab: Tab, filters: QueueFilters, cursor: str | None = No
     if len(rows) > limit:
         rows = rows[:limit]
         next_cursor = _cursor_encode(getattr(rows[-1], field), rows[-1].pk)
-    return _readable_matches(QueuePage([QueueRow(a) for a in rows], next_cursor), user=user, filters=filters)
+    return _readable_matches(QueuePage([QueueRow(a) for a in rows], next_cursor), filters=filters)
 
 
-def _readable_matches(page: QueuePage, *, user, filters: QueueFilters) -> QueuePage:
+def _readable_matches(page: QueuePage, *, filters: QueueFilters) -> QueuePage:
     """The text filter matches only what every user reads: the masked summary
     (seniors too, who see it in the clear only after an audited reveal), so a
     search can't probe masked personal data."""

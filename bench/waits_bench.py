@@ -123,10 +123,13 @@ def main():
         started = time.monotonic()
         for thread in threads:
             thread.start()
-        while len(answers) < args.waits and time.monotonic() - started < 20:  # the refusals come back
-            time.sleep(0.1)
-        time.sleep(1)
-        refused, refused_in = answers.count(429), time.monotonic() - started
+        answered, last_answer = len(answers), time.monotonic()  # starting 300 threads takes a while
+        # Until the refusals are all back: no new answer for 2 s, after the first.
+        while (not answers or time.monotonic() - last_answer < 2) and time.monotonic() - started < 30:
+            if len(answers) != answered:
+                answered, last_answer = len(answers), time.monotonic()
+            time.sleep(0.05)
+        refused, refused_in = answers.count(429), last_answer - started
         parked = args.waits - len(answers)
         during = measure(base, keys["other"], reviewer, args.requests)
         still_parked = args.waits - len(answers)

@@ -67,7 +67,7 @@ class OpsToken(HttpBearer):
 api = NinjaAPI(
     title="reviewqueue",
     version="1",
-    description="Approval service between AI agents and the real world. See API.md.",
+    description="Approval service between AI agents and the real world. The contract: docs/API.md in the repository.",
     urls_namespace="api-v1",
     parser=StrictJsonParser(),
 )

@@ -1,8 +1,7 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from config.env import parse_duration
 from reviewqueue.credentials import agent_key_issue
-from reviewqueue.models import Agent
+from reviewqueue.management.commands._rotation import agent_and_grace
 
 
 class Command(BaseCommand):
@@ -13,13 +12,7 @@ class Command(BaseCommand):
         parser.add_argument("--grace", help="Keep old keys valid this long, e.g. 15m or 24h.")
 
     def handle(self, *args, name, grace, **options):
-        agent = Agent.objects.filter(name=name).first()
-        if agent is None:
-            raise CommandError(f"No agent named {name!r}")
-        try:
-            grace_delta = parse_duration(grace) if grace else None
-        except ValueError as exc:
-            raise CommandError(str(exc)) from None
+        agent, grace_delta = agent_and_grace(name, grace)
         key = agent_key_issue(agent=agent, actor="cli", grace=grace_delta)
         when = f"in {grace}" if grace else "now"
         self.stdout.write(f"Old keys of {name} stop working {when}.")

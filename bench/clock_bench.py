@@ -53,8 +53,8 @@ def main():
     django.setup()
     from django.utils import timezone
 
-    from reviewqueue.credentials import agent_create
-    from reviewqueue.killswitch import kill_switch_set
+    from reviewqueue.controls.killswitch import kill_switch_set
+    from reviewqueue.credentials.keys import agent_create
     from reviewqueue.models import Action, AuditEvent
 
     def pending(agent, count, deadlines):

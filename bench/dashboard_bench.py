@@ -44,7 +44,7 @@ def golden() -> list[dict]:
 
 
 def uuid7_at(moment: datetime, rng: random.Random) -> uuid.UUID:
-    """Time-ordered ids like the service's own (reviewqueue.ids.uuid7)."""
+    """Time-ordered ids like the service's own (reviewqueue.core.ids.uuid7)."""
     ms = int(moment.timestamp() * 1000)
     value = (ms << 80) | (0x7 << 76) | (rng.getrandbits(12) << 64) | (0b10 << 62) | rng.getrandbits(62)
     return uuid.UUID(int=value)
@@ -55,8 +55,8 @@ def fill(total: int, seed: int = 7) -> dict:
     from django.contrib.auth.models import Group, User
     from django.db import connection
 
-    from reviewqueue.canonical import sha256_hex
-    from reviewqueue.credentials import agent_create
+    from reviewqueue.core.canonical import sha256_hex
+    from reviewqueue.credentials.keys import agent_create
     from reviewqueue.models import Action, Decision
 
     rng = random.Random(seed)

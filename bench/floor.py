@@ -13,7 +13,6 @@ from django.views.decorators.csrf import csrf_exempt
 from config.urls import urlpatterns as service_urls
 
 
-
 @csrf_exempt
 def floor(request):
     body = json.loads(request.body)

@@ -34,9 +34,11 @@ from django.test import Client  # noqa: E402
 
 import riskrouter  # noqa: E402
 from bench.submit_bench import BODY, TABLE_SQL  # noqa: E402
-from reviewqueue import audit, killswitch, lifecycle  # noqa: E402
-from reviewqueue.credentials import authenticate_key  # noqa: E402
-from reviewqueue.ratelimit import rate_limit_hit  # noqa: E402
+from reviewqueue.actions import lifecycle  # noqa: E402
+from reviewqueue.audit import trail as audit
+from reviewqueue.controls import killswitch
+from reviewqueue.controls.ratelimit import rate_limit_hit  # noqa: E402
+from reviewqueue.credentials.keys import authenticate_key  # noqa: E402
 
 
 def measure(fn, n: int) -> tuple[float, float]:

@@ -29,8 +29,7 @@ def post_worker_init(worker):
     import gc
 
     import riskrouter
-
-    from reviewqueue import admission
+    from reviewqueue.core import admission
 
     try:
         riskrouter.current_router()

@@ -13,7 +13,15 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import env_bool, env_duration, env_int, env_list, env_str, secret_key_weakness, write_private_file
+from .env import (
+    env_bool,
+    env_duration,
+    env_int,
+    env_list,
+    env_str,
+    secret_key_weakness,
+    write_private_file,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("REVIEWQUEUE_VAR_DIR") or BASE_DIR / "var")
@@ -99,8 +107,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "reviewqueue.middleware.ApiErrorEnvelopeMiddleware",
-    "reviewqueue.middleware.RefuseNulMiddleware",
+    "reviewqueue.core.middleware.ApiErrorEnvelopeMiddleware",
+    "reviewqueue.core.middleware.RefuseNulMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -108,7 +116,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "reviewqueue.middleware.CSPMiddleware",
+    "reviewqueue.core.middleware.CSPMiddleware",
     "axes.middleware.AxesMiddleware",  # last: turns a lockout into the sign-in page saying so
 ]
 
@@ -124,7 +132,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "reviewqueue.context.dashboard",
+                "reviewqueue.web.context.dashboard",
             ],
         },
     },
@@ -202,12 +210,12 @@ WHITENOISE_USE_FINDERS = LOCAL_RUN
 # password too) until REVIEWQUEUE_LOGIN_LOCKOUT has passed since the last try.
 # Counted in Redis when there is one, else in the database: shared by every process.
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
-AXES_HANDLER = "reviewqueue.signin.AuditedCacheHandler" if REDIS_URL else "reviewqueue.signin.AuditedDatabaseHandler"
+AXES_HANDLER = "reviewqueue.credentials.signin.AuditedCacheHandler" if REDIS_URL else "reviewqueue.credentials.signin.AuditedDatabaseHandler"
 AXES_CACHE = "default"
 AXES_FAILURE_LIMIT = env_int("REVIEWQUEUE_LOGIN_FAILURE_LIMIT", default=5, minimum=1)
 AXES_COOLOFF_TIME = env_duration("REVIEWQUEUE_LOGIN_LOCKOUT", default="15m")
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
-AXES_LOCKOUT_CALLABLE = "reviewqueue.signin.lockout_response"
+AXES_LOCKOUT_CALLABLE = "reviewqueue.credentials.signin.lockout_response"
 AXES_RESET_ON_SUCCESS = True
 AXES_DISABLE_ACCESS_LOG = True  # failures are audited (user.login_failed); successes need no second log
 AXES_VERBOSE = False
@@ -300,7 +308,7 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "reviewqueue@localhost")
 
 
 def _webhook_allowed_networks() -> list[str]:
-    from reviewqueue.netguard import parse_allow_list
+    from reviewqueue.core.netguard import parse_allow_list
 
     entries = env_list("REVIEWQUEUE_WEBHOOK_ALLOWED_NETWORKS", default=[])
     try:
@@ -345,7 +353,7 @@ REVIEWQUEUE = {
 }
 
 # The risk router learns from reviewers' decisions (riskrouter never imports reviewqueue).
-RISKROUTER_FEEDBACK_SOURCE = "reviewqueue.feedback.labels"
+RISKROUTER_FEEDBACK_SOURCE = "reviewqueue.queries.feedback.labels"
 RISKROUTER_COMPANY_DOMAINS = env_list("RISKROUTER_COMPANY_DOMAINS", default=["acme.example"])
 
 LOGGING = {

@@ -5,7 +5,7 @@ the worker that accepted it. Plain gthread workers race for every new one,
 so sixteen agents can end up thirteen on one worker and three on the other:
 the first worker's requests then queue four times as long, and that worker is
 the p99. Here each worker publishes its load (open connections, less the
-long-polls parked in reviewqueue.admission, which break ties) in memory
+long-polls parked in reviewqueue.core.admission, which break ties) in memory
 shared with its siblings, and listens for new connections only while no
 live sibling carries less. The least loaded worker always listens, so a
 connection never waits for a turn that doesn't come.
@@ -45,7 +45,7 @@ class BalancedThreadWorker(ThreadWorker):
     def _load(self) -> int:
         """Connections whose requests run or queue first; among equals, the
         fewer parked long-polls (they hold threads) first."""
-        from reviewqueue import admission
+        from reviewqueue.core import admission
 
         parked = min(admission.parked(), self.nr_conns)
         return (self.nr_conns - parked) * 1024 + min(parked, 1023)

@@ -11,7 +11,7 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
-from reviewqueue import admission
+from reviewqueue.core import admission
 
 os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'config.settings')
 

@@ -12,13 +12,20 @@ from django.urls import path
 from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html, format_html_join
 
-from . import privacy
-
-from .credentials import agent_key_issue, agent_keys_revoke
-from .errors import Forbidden
-from .models import (
-    Action, Agent, ApiKey, AuditEvent, CircuitBreaker, KillSwitch, NotificationChannel, OutboxMessage, SlaPolicy,
+from reviewqueue.core.errors import Forbidden
+from reviewqueue.credentials.keys import agent_key_issue, agent_keys_revoke
+from reviewqueue.models import (
+    Action,
+    Agent,
+    ApiKey,
+    AuditEvent,
+    CircuitBreaker,
+    KillSwitch,
+    NotificationChannel,
+    OutboxMessage,
+    SlaPolicy,
 )
+from reviewqueue.privacy import masking as privacy
 
 
 def _actor(request) -> str:

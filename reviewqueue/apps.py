@@ -6,4 +6,4 @@ class ReviewqueueConfig(AppConfig):
     verbose_name = "Review queue"
 
     def ready(self):
-        from . import checks  # noqa: F401  (registers the deployment checks)
+        from reviewqueue import checks  # noqa: F401  (registers the deployment checks)

@@ -3,7 +3,7 @@
 from django.core import checks
 from django.db import DatabaseError, connections
 
-from .models import AuditEvent
+from reviewqueue.models import AuditEvent
 
 _ROLE_SQL = """
 SELECT current_user, r.rolsuper, pg_has_role(current_user, c.relowner, 'MEMBER'), pg_get_userbyid(c.relowner)

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from . import housekeeping
+from reviewqueue.controls import housekeeping
 
 
 @shared_task(name="reviewqueue.housekeeping", time_limit=300, ignore_result=True)
@@ -14,7 +14,7 @@ def housekeeping_task(**kwargs) -> None:
 @shared_task(name="reviewqueue.refusals_fold", time_limit=120, ignore_result=True)
 def refusals_fold_task(**kwargs) -> None:
     """Write one audit event per closed window of counted refusals (idempotent)."""
-    from .refusals import refusals_fold
+    from reviewqueue.controls.refusals import refusals_fold
 
     refusals_fold()
 
@@ -22,7 +22,7 @@ def refusals_fold_task(**kwargs) -> None:
 @shared_task(name="reviewqueue.sla_sweep", time_limit=60, ignore_result=True)
 def sla_sweep_task(**kwargs) -> None:
     """Escalate, expire and alert whatever is due (idempotent; beat runs it every second)."""
-    from .lifecycle import sla_sweep
+    from reviewqueue.actions.lifecycle import sla_sweep
 
     sla_sweep()
 
@@ -30,7 +30,7 @@ def sla_sweep_task(**kwargs) -> None:
 @shared_task(name="reviewqueue.outbox_sweep", time_limit=120, ignore_result=True)
 def outbox_sweep_task(**kwargs) -> None:
     """Deliver due notifications and webhooks, retries included."""
-    from .notifications import outbox_sweep
+    from reviewqueue.notify.outbox import outbox_sweep
 
     outbox_sweep()
 
@@ -38,7 +38,7 @@ def outbox_sweep_task(**kwargs) -> None:
 @shared_task(name="reviewqueue.deliver", time_limit=30, ignore_result=True, acks_late=True)
 def deliver_task(message_id: int, **kwargs) -> None:
     """First try of one outbox message, queued when its event commits."""
-    from .notifications import deliver
+    from reviewqueue.notify.outbox import deliver
 
     deliver(message_id)
 
@@ -46,6 +46,6 @@ def deliver_task(message_id: int, **kwargs) -> None:
 @shared_task(name="reviewqueue.audit_checkpoint", time_limit=300, ignore_result=True)
 def audit_checkpoint_task(**kwargs) -> None:
     """Sign the audit chain's head into the checkpoint file outside the database."""
-    from .audit import audit_checkpoint
+    from reviewqueue.audit.trail import audit_checkpoint
 
     audit_checkpoint()

@@ -16,7 +16,15 @@ import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
 from .golden import GoldenRow
-from .model import LABEL_TIER, LABELS, ModelConfig, brier_score, expected_calibration_error, features_for, train
+from .model import (
+    LABEL_TIER,
+    LABELS,
+    ModelConfig,
+    brier_score,
+    expected_calibration_error,
+    features_for,
+    train,
+)
 from .policy import Policy
 from .router import Router
 from .types import LabeledAction, Tier

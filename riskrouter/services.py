@@ -10,7 +10,16 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from . import registry
-from .evaluation import CV_FOLDS, Evaluation, evaluate, format_gate, format_report, gate, route_rows, summarize
+from .evaluation import (
+    CV_FOLDS,
+    Evaluation,
+    evaluate,
+    format_gate,
+    format_report,
+    gate,
+    route_rows,
+    summarize,
+)
 from .feedback import load_feedback
 from .golden import GoldenRow, load_golden
 from .model import ModelConfig, RiskModel, train

@@ -24,7 +24,9 @@ def _fresh_cache():
     transaction; start each test clean."""
     from django.core.cache import cache
 
-    from reviewqueue import credentials, lifecycle, sla
+    from reviewqueue.actions import lifecycle
+    from reviewqueue.controls import sla
+    from reviewqueue.credentials import keys as credentials
 
     yield
     cache.clear()
@@ -74,7 +76,7 @@ def submission(**overrides):
 
 
 def make_agent(name="billing-bot", scopes=("*",), **limits):
-    from reviewqueue.credentials import agent_create
+    from reviewqueue.credentials.keys import agent_create
 
     agent, key = agent_create(name=name, scopes=list(scopes), actor="test", **limits)
     return AgentClient(agent, key)
@@ -119,7 +121,7 @@ def outsider(db):
 
 @pytest.fixture
 def ops_client(ops_user):
-    from reviewqueue.credentials import user_token_issue
+    from reviewqueue.credentials.keys import user_token_issue
 
     return Client(HTTP_AUTHORIZATION=f"Bearer {user_token_issue(user=ops_user, actor='test')}")
 

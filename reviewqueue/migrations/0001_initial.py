@@ -2,10 +2,11 @@
 
 import django.core.validators
 import django.db.models.deletion
-import reviewqueue.ids
-import reviewqueue.models
 from django.conf import settings
 from django.db import migrations, models
+
+import reviewqueue.core.ids
+import reviewqueue.models
 
 
 class Migration(migrations.Migration):
@@ -46,7 +47,7 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name='Action',
             fields=[
-                ('id', models.UUIDField(default=reviewqueue.ids.uuid7, editable=False, primary_key=True, serialize=False)),
+                ('id', models.UUIDField(default=reviewqueue.core.ids.uuid7, editable=False, primary_key=True, serialize=False)),
                 ('action_type', models.CharField(max_length=128)),
                 ('tool', models.CharField(blank=True, max_length=200)),
                 ('payload', models.JSONField()),

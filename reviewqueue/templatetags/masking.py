@@ -10,7 +10,7 @@ number that the detectors no longer recognise.
 
 from django import template
 
-from reviewqueue.privacy import text_mask
+from reviewqueue.privacy.masking import text_mask
 
 register = template.Library()
 

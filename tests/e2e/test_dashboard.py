@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 from playwright.sync_api import expect
 
-from reviewqueue.canonical import sha256_hex
+from reviewqueue.core.canonical import sha256_hex
 from reviewqueue.models import Action, Decision
 from tests import dashboard as d
 

@@ -8,9 +8,10 @@ import time
 import httpx
 import pytest
 
-from reviewqueue import admission, lifecycle
 from config.workers import may_accept
-from reviewqueue.admission import Gate
+from reviewqueue.actions import lifecycle
+from reviewqueue.core import admission
+from reviewqueue.core.admission import Gate
 from reviewqueue.models import Action
 from tests.conftest import make_agent, submission
 from tests.processes import Gunicorn, database_url, wait_until

@@ -9,7 +9,9 @@ import httpx
 import pytest
 import time_machine
 
-from reviewqueue import credentials, killswitch, wakeups
+from reviewqueue.actions import wakeups
+from reviewqueue.controls import killswitch
+from reviewqueue.credentials import keys as credentials
 from reviewqueue.models import Action, AuditEvent, Status
 from tests.conftest import make_agent, submission
 
@@ -122,7 +124,7 @@ def test_a_tool_spelled_with_look_alike_letters_is_refused_as_bad_input(live_ser
 # ------------------------------------------------ refusals are not free ---
 
 def test_a_flood_of_refusals_is_rate_limited_and_audited_in_aggregate(live_server):
-    from reviewqueue.refusals import refusals_fold
+    from reviewqueue.controls.refusals import refusals_fold
 
     client = make_agent("prober", scopes=["crm.*"], rate_limit_per_minute=5)
     window_start = datetime(2026, 11, 29, 12, 0, 1, tzinfo=UTC)  # early in a 5-minute audit window

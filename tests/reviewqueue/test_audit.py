@@ -12,8 +12,8 @@ from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from reviewqueue import lifecycle
-from reviewqueue.audit import GENESIS_HASH, audit_verify
+from reviewqueue.actions import lifecycle
+from reviewqueue.audit.trail import GENESIS_HASH, audit_verify
 from reviewqueue.models import Action, AuditEvent
 from tests.conftest import make_agent, submission
 

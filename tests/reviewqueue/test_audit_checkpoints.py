@@ -18,8 +18,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection, transaction
 
-from reviewqueue.audit import CheckpointLog, audit_check, chain_hash, event_body
-from reviewqueue.canonical import canonical_json
+from reviewqueue.audit.trail import CheckpointLog, audit_check, chain_hash, event_body
+from reviewqueue.core.canonical import canonical_json
 from reviewqueue.models import AuditEvent
 from tests.conftest import make_agent, submission
 from tests.processes import ROOT, Broker, Celery, database_url, wait_until

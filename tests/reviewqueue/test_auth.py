@@ -9,8 +9,12 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from reviewqueue.credentials import agent_key_issue, agent_keys_revoke, user_token_issue
-from reviewqueue.killswitch import kill_switch_set
+from reviewqueue.controls.killswitch import kill_switch_set
+from reviewqueue.credentials.keys import (
+    agent_key_issue,
+    agent_keys_revoke,
+    user_token_issue,
+)
 from reviewqueue.models import Action, Agent, AuditEvent
 from tests.conftest import make_agent
 

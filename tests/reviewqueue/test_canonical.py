@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from reviewqueue.canonical import canonical_bytes, canonical_json, sha256_hex
+from reviewqueue.core.canonical import canonical_bytes, canonical_json, sha256_hex
 
 
 def _stdlib(value):

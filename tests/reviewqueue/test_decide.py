@@ -5,9 +5,9 @@ import threading
 import pytest
 from django.db import connection
 
-from reviewqueue import lifecycle
-from reviewqueue.canonical import sha256_hex
-from reviewqueue.errors import Forbidden, IllegalTransition, InvalidInput
+from reviewqueue.actions import lifecycle
+from reviewqueue.core.canonical import sha256_hex
+from reviewqueue.core.errors import Forbidden, IllegalTransition, InvalidInput
 from reviewqueue.models import Action, AuditEvent, Decision, OutboxMessage
 from tests import dashboard as d
 

@@ -4,8 +4,8 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from reviewqueue.feedback import labels, override_rates
 from reviewqueue.models import Action, Decision
+from reviewqueue.queries.feedback import labels, override_rates
 
 pytestmark = pytest.mark.django_db
 
@@ -37,7 +37,7 @@ def test_decisions_become_labels_and_overrides(agent_client, reviewer):
 def test_the_feedback_source_setting_points_at_the_labels(settings):
     from riskrouter.feedback import load_feedback
 
-    assert settings.RISKROUTER_FEEDBACK_SOURCE == "reviewqueue.feedback.labels"
+    assert settings.RISKROUTER_FEEDBACK_SOURCE == "reviewqueue.queries.feedback.labels"
     assert load_feedback() == []
 
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from reviewqueue import lifecycle
+from reviewqueue.actions import lifecycle
 from reviewqueue.models import Action, AuditEvent
 
 pytestmark = pytest.mark.django_db

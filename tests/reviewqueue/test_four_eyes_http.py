@@ -14,7 +14,7 @@ import httpx
 import pytest
 from django.db import connection
 
-from reviewqueue.canonical import sha256_hex
+from reviewqueue.core.canonical import sha256_hex
 from reviewqueue.models import Action, AuditEvent, Decision
 from tests import dashboard as d
 from tests.conftest import _user, make_agent

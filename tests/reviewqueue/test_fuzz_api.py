@@ -7,13 +7,13 @@ least 500 cases actually ran.
 import json
 
 import pytest
-from django.core.serializers.json import DjangoJSONEncoder
 import schemathesis
+from django.core.serializers.json import DjangoJSONEncoder
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
-from reviewqueue.api import api
-from reviewqueue.credentials import user_token_issue
+from reviewqueue.api.routes import api
+from reviewqueue.credentials.keys import user_token_issue
 from tests.conftest import _user, make_agent
 
 # The very document /api/v1/openapi.json serves; requests go over real HTTP

@@ -11,10 +11,10 @@ import time_machine
 from django.db import connection
 from django.utils import timezone
 
-from reviewqueue.api import SubmitIn
-from reviewqueue.audit import audit_verify
-from reviewqueue.housekeeping import purge_expired
-from reviewqueue.lifecycle import Submission
+from reviewqueue.actions.lifecycle import Submission
+from reviewqueue.api.routes import SubmitIn
+from reviewqueue.audit.trail import audit_verify
+from reviewqueue.controls.housekeeping import purge_expired
 from reviewqueue.models import Action, AuditEvent, IdempotencyKey
 from tests.conftest import make_agent, submission
 

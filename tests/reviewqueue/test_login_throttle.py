@@ -9,7 +9,7 @@ import httpx
 import pytest
 from django.contrib.auth.models import Group, User
 
-from reviewqueue.audit import audit_verify
+from reviewqueue.audit.trail import audit_verify
 from reviewqueue.models import AuditEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -7,7 +7,7 @@ import httpx
 import pytest
 from django.db import connection
 
-from reviewqueue import lifecycle, wakeups
+from reviewqueue.actions import lifecycle, wakeups
 from reviewqueue.models import Action
 from tests.conftest import make_agent
 

@@ -11,9 +11,15 @@ from django.contrib.auth.models import Group
 from django.core import mail
 from django.utils import timezone
 
-from reviewqueue import lifecycle, notifications
-from reviewqueue.killswitch import kill_switch_set
-from reviewqueue.models import Action, CircuitBreaker, NotificationChannel, OutboxMessage
+from reviewqueue.actions import lifecycle
+from reviewqueue.controls.killswitch import kill_switch_set
+from reviewqueue.models import (
+    Action,
+    CircuitBreaker,
+    NotificationChannel,
+    OutboxMessage,
+)
+from reviewqueue.notify import outbox as notifications
 
 pytestmark = pytest.mark.django_db
 

@@ -20,8 +20,8 @@ import httpx
 import pytest
 from django.contrib.auth.models import Permission
 
-from reviewqueue import lifecycle
-from reviewqueue.canonical import sha256_hex
+from reviewqueue.actions import lifecycle
+from reviewqueue.core.canonical import sha256_hex
 from reviewqueue.models import Action, AuditEvent
 from tests import dashboard as d
 from tests.conftest import _user
@@ -341,9 +341,9 @@ def test_group_notifications_and_the_admins_outbox_and_audit_pages_stay_masked(s
     from django.contrib.auth.models import Group
     from django.core import mail
 
-    from reviewqueue import notifications
-    from reviewqueue.killswitch import kill_switch_set
+    from reviewqueue.controls.killswitch import kill_switch_set
     from reviewqueue.models import NotificationChannel, OutboxMessage
+    from reviewqueue.notify import outbox as notifications
 
     NotificationChannel.objects.create(name="seniors", group=Group.objects.get_or_create(name="senior_reviewer")[0],
                                        kind="email", target="seniors@acme.example", events=["action.*"])

@@ -6,9 +6,9 @@ import pytest
 import time_machine
 from django.core.exceptions import ValidationError
 
-from reviewqueue import lifecycle
+from reviewqueue.actions import lifecycle
+from reviewqueue.controls.sla import steps_validate
 from reviewqueue.models import Action, AuditEvent, OutboxMessage, SlaPolicy
-from reviewqueue.sla import steps_validate
 
 pytestmark = pytest.mark.django_db
 

@@ -7,8 +7,8 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from reviewqueue import killswitch
-from reviewqueue.audit import audit_verify
+from reviewqueue.audit.trail import audit_verify
+from reviewqueue.controls import killswitch
 from reviewqueue.models import Action, AuditEvent
 from tests.conftest import make_agent, submission
 
@@ -110,8 +110,8 @@ def test_the_openapi_document_and_docs_are_served(client):
 
 
 def test_every_answer_matches_the_documented_action_schema(agent_client, reviewer):
-    from reviewqueue import lifecycle
-    from reviewqueue.api import ActionOut
+    from reviewqueue.actions import lifecycle
+    from reviewqueue.api.routes import ActionOut
     from reviewqueue.models import Action
 
     answers = [agent_client.submit(action_type=t, tool="").json() for t in ("crm.read", "docs.edit", "payments.refund")]

@@ -6,8 +6,9 @@ import django.db
 import pytest
 from django.test.utils import CaptureQueriesContext
 
-from reviewqueue import lifecycle, privacy
+from reviewqueue.actions import lifecycle
 from reviewqueue.models import Action, AuditEvent
+from reviewqueue.privacy import masking as privacy
 from tests import dashboard as d
 
 

@@ -5,7 +5,7 @@ import re
 import pytest
 from django.test import Client
 
-from reviewqueue import lifecycle
+from reviewqueue.actions import lifecycle
 from reviewqueue.models import Action
 from tests import dashboard as d
 
@@ -186,7 +186,7 @@ def test_csrf_protects_every_form_and_htmx_request(reviewer, agent_client):
 
 
 def test_a_kill_switch_banner_shows_on_every_reviewer_page_while_engaged(rita, agent_client):
-    from reviewqueue.killswitch import kill_switch_set
+    from reviewqueue.controls.killswitch import kill_switch_set
 
     action = d.blocking(agent_client)
     assert "kill-switch-banner" not in rita.get("/queue/blocking/").content.decode()

@@ -23,9 +23,17 @@ from django.core.management import call_command
 from django.utils import timezone
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from reviewqueue import lifecycle, netguard, notifications
-from reviewqueue.killswitch import kill_switch_set
-from reviewqueue.models import Action, Agent, AuditEvent, NotificationChannel, OutboxMessage
+from reviewqueue.actions import lifecycle
+from reviewqueue.controls.killswitch import kill_switch_set
+from reviewqueue.core import netguard
+from reviewqueue.models import (
+    Action,
+    Agent,
+    AuditEvent,
+    NotificationChannel,
+    OutboxMessage,
+)
+from reviewqueue.notify import outbox as notifications
 from tests.conftest import make_agent, submission
 from tests.hooks_server import HookServer
 

@@ -5,7 +5,7 @@ from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand, CommandError
 
 from config.env import write_private_file
-from reviewqueue.credentials import agent_create, agent_key_issue, authenticate_key
+from reviewqueue.credentials.keys import agent_create, agent_key_issue, authenticate_key
 from reviewqueue.models import Agent
 
 ROLES = ["reviewer", "senior_reviewer", "ops", "admin"]

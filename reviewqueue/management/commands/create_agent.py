@@ -1,7 +1,7 @@
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from reviewqueue.credentials import agent_create
+from reviewqueue.credentials.keys import agent_create
 
 
 class Command(BaseCommand):

@@ -1,7 +1,7 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from reviewqueue.credentials import user_token_issue
+from reviewqueue.credentials.keys import user_token_issue
 
 
 class Command(BaseCommand):

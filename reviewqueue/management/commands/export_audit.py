@@ -5,8 +5,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from config.env import parse_duration
-from reviewqueue.audit import ChainWalk, audit_export, checkpoints_read
-from reviewqueue.canonical import canonical_json
+from reviewqueue.audit.trail import ChainWalk, audit_export, checkpoints_read
+from reviewqueue.core.canonical import canonical_json
 from reviewqueue.management.commands.verify_audit import chain_problems
 
 

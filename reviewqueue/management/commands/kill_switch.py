@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from reviewqueue.errors import ServiceError
-from reviewqueue.killswitch import kill_switch_set
+from reviewqueue.controls.killswitch import kill_switch_set
+from reviewqueue.core.errors import ServiceError
 
 
 class Command(BaseCommand):

@@ -1,9 +1,9 @@
 from collections import Counter
 
-import riskrouter
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+import riskrouter
 from config.env import parse_duration
 from reviewqueue.models import Action
 

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from reviewqueue.credentials import agent_keys_revoke
+from reviewqueue.credentials.keys import agent_keys_revoke
 from reviewqueue.models import Agent
 
 

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from reviewqueue.credentials import agent_webhook_secret_rotate
+from reviewqueue.credentials.keys import agent_webhook_secret_rotate
 from reviewqueue.management.commands._rotation import agent_and_grace
 
 

@@ -1,7 +1,12 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from reviewqueue.audit import (
-    ChainWalk, CheckpointLog, audit_check, checkpoint_append, checkpoint_path, checkpoints_read,
+from reviewqueue.audit.trail import (
+    ChainWalk,
+    CheckpointLog,
+    audit_check,
+    checkpoint_append,
+    checkpoint_path,
+    checkpoints_read,
 )
 
 

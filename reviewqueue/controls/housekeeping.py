@@ -1,0 +1,13 @@
+"""Expiry of short-lived bookkeeping (never of history: audit and actions stay)."""
+
+from django.conf import settings
+from django.utils import timezone
+
+from reviewqueue.controls.ratelimit import rate_counters_purge, wait_slots_purge
+from reviewqueue.models import IdempotencyKey
+
+
+def purge_expired() -> dict[str, int]:
+    cutoff = timezone.now() - settings.REVIEWQUEUE["IDEMPOTENCY_TTL"]
+    keys, _ = IdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
+    return {"idempotency_keys": keys, "rate_counters": rate_counters_purge(), "wait_slots": wait_slots_purge()}

@@ -1,0 +1,132 @@
+"""The kill switch: scopes, the check on the submit path, engage and release.
+
+The submit path checks the switches inside its own transaction, under a shared
+advisory lock that `kill_switch_set` takes exclusively (PostgreSQL): an engage
+waits for in-flight submissions to commit and then halts them, and every
+submission after it sees the switch. Nothing is cached, so no stale read can
+let an action through; if the state can't be read, the request fails (503).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache, partial
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from reviewqueue.actions import lifecycle
+from reviewqueue.audit.trail import audit_append
+from reviewqueue.core import rawsql
+from reviewqueue.core.errors import InvalidInput
+from reviewqueue.core.names import names_touch
+from reviewqueue.models import Agent, KillSwitch
+from reviewqueue.notify import outbox as notifications
+
+_LOCK = 0x72715F6B696C6C  # any fixed 64-bit number
+SCOPE = re.compile(r"^(global|agent:[A-Za-z0-9][A-Za-z0-9_.-]{0,99}|action_type:[A-Za-z0-9_.:/*?\[\]!-]{1,128})$")
+
+
+def scope_validate(scope: str) -> str:
+    if not isinstance(scope, str) or not SCOPE.match(scope):
+        raise InvalidInput(
+            "scope must be 'global', 'agent:<name>' or 'action_type:<pattern>'.", details={"scope": scope}
+        )
+    return scope
+
+
+def scope_covers(scope: str, *, agent_name: str, action_type: str, tool: str = "") -> bool:
+    """An `action_type:` pattern covers an action when it matches its type or
+    its tool (what actually runs), whatever their spelling (see names)."""
+    kind, _, value = scope.partition(":")
+    if kind == "global":
+        return True
+    if kind == "agent":
+        return agent_name == value
+    return kind == "action_type" and names_touch(value, action_type, tool)
+
+
+def engaged_covering(
+    switches: list[KillSwitch], *, agent_name: str, action_type: str, tool: str = "",
+) -> KillSwitch | None:
+    """The first of `switches` (from engaged_switches) that covers this submission."""
+    for switch in switches:
+        if scope_covers(switch.scope, agent_name=agent_name, action_type=action_type, tool=tool):
+            return switch
+    return None
+
+
+# What the submit function raises when a switch is engaged (migration 0007).
+ENGAGED_SQLSTATE = "RQ423"
+
+
+def is_engaged_error(error: BaseException) -> bool:
+    return rawsql.sqlstate(error) == ENGAGED_SQLSTATE
+
+
+@cache
+def _engaged_sql() -> str:
+    table, column = rawsql.table(KillSwitch), partial(rawsql.column, KillSwitch)
+    return (f"SELECT {column('id')}, {column('scope')}, {column('reason')} FROM {table}"
+            f" WHERE {column('engaged')} ORDER BY {column('scope')}")
+
+
+def engaged_switches() -> list[KillSwitch]:
+    """Every engaged switch, read under the shared lock; call inside the
+    transaction that writes the submissions it admits. Hand-written SQL in one
+    round trip, since every submission runs it (see rawsql)."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # Two statements in one message: the second takes its snapshot
+            # after the first has the lock.
+            cursor.execute(f"SELECT pg_advisory_xact_lock_shared({_LOCK}); {_engaged_sql()}")
+            cursor.nextset()
+        else:
+            cursor.execute(_engaged_sql())
+        rows = cursor.fetchall()
+    return [KillSwitch.from_db(connection.alias, ("id", "scope", "reason"), row) for row in rows]
+
+
+def kill_switch_set(*, scope: str, engaged: bool, reason: str, actor: str) -> tuple[KillSwitch, int]:
+    """Engage or release one switch; engaging halts every pending action in scope.
+
+    Returns the switch and how many actions were halted.
+    """
+    scope_validate(scope)
+    if not isinstance(reason, str) or not reason.strip():
+        raise InvalidInput("A reason is required.")
+    now = timezone.now()
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # Exclusive against the submit path's shared lock; see the module docstring.
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK])
+        switch, _ = KillSwitch.objects.update_or_create(
+            scope=scope, defaults={"engaged": engaged, "reason": reason, "changed_by": actor, "changed_at": now}
+        )
+        audit_append(
+            kind="kill_switch.engaged" if engaged else "kill_switch.released", actor=actor, at=now,
+            data={"scope": scope, "reason": reason},
+        )
+        notifications.enqueue(
+            event="kill_switch.engaged" if engaged else "kill_switch.released",
+            data={"scope": scope, "reason": reason, "by": actor}, at=now,
+        )
+        halted = 0
+        if engaged:
+            halted = lifecycle.actions_halt(scope=scope, reason=reason, actor=actor)
+            lifecycle.actions_flag_for_review(scope=scope, reason=reason, actor=actor)
+    return switch, halted
+
+
+def kill_switch_status(*, agent: Agent) -> tuple[bool, list[KillSwitch]]:
+    """Whether the agent may submit at all, and every engaged switch that concerns it.
+
+    An `action_type:` switch stops only matching types, so it is listed but
+    leaves `may_submit` true.
+    """
+    switches = [
+        switch for switch in KillSwitch.objects.filter(engaged=True).order_by("scope")
+        if switch.scope in ("global", f"agent:{agent.name}") or switch.scope.startswith("action_type:")
+    ]
+    return not any(not s.scope.startswith("action_type:") for s in switches), switches

@@ -1,0 +1,95 @@
+"""SLA policies: which deadline and escalation chain an action gets.
+
+The chain is resolved once, at submission, into absolute UTC times stored on
+the action (`sla_chain`, `next_deadline_at`), so a later policy edit never
+moves a deadline an agent was already told about.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db.models.signals import post_delete, post_save
+
+from reviewqueue.models import SlaPolicy, Tier
+
+ESCALATE, EXPIRE, ALERT_OPS = "escalate", "expire", "alert_ops"
+
+DEFAULT_STEPS = {
+    # Half the SLA: senior reviewers; the full SLA: expire, failing closed.
+    Tier.BLOCKING: [{"at": 0.5, "do": ESCALATE, "group": "senior_reviewer"}, {"at": 1.0, "do": EXPIRE}],
+    # Reviewed after the fact: overdue at the SLA, ops alerted at twice it.
+    Tier.ASYNC_REVIEW: [{"at": 1.0, "do": ESCALATE, "group": "senior_reviewer"}, {"at": 2.0, "do": ALERT_OPS}],
+}
+
+
+def steps_validate(steps: Any, *, tier: str) -> None:
+    if not isinstance(steps, list) or not steps:
+        raise ValidationError({"steps": "a non-empty list of steps"})
+    last = 0.0
+    for i, step in enumerate(steps):
+        if not isinstance(step, dict) or set(step) - {"at", "do", "group"}:
+            raise ValidationError({"steps": f"step {i + 1}: an object with at, do and optional group"})
+        at = step.get("at")
+        if not isinstance(at, int | float) or isinstance(at, bool) or at <= last:
+            raise ValidationError({"steps": f"step {i + 1}: 'at' must be a number above the previous step's"})
+        last = at
+        if step.get("do") not in (ESCALATE, EXPIRE, ALERT_OPS):
+            raise ValidationError({"steps": f"step {i + 1}: 'do' must be escalate, expire or alert_ops"})
+        if step["do"] == EXPIRE and tier != Tier.BLOCKING:
+            raise ValidationError({"steps": "only blocking actions expire"})
+        if step["do"] == ESCALATE and not isinstance(step.get("group", "senior_reviewer"), str):
+            raise ValidationError({"steps": f"step {i + 1}: 'group' must be a group name"})
+        if step["do"] == EXPIRE and i != len(steps) - 1:
+            raise ValidationError({"steps": "expire must be the last step"})
+
+
+_cache: dict[str, object] = {"policies": None, "until": 0.0}
+CACHE_SECONDS = 5.0
+
+
+def policies_invalidate(**kwargs) -> None:
+    """Called on every save or delete of an SlaPolicy (and by tests)."""
+    _cache["policies"] = None
+
+
+def _policies() -> list[SlaPolicy]:
+    # Every submission needs the policies; each process re-reads them at most
+    # every few seconds, and at once after a change it made itself.
+    now = time.monotonic()
+    if _cache["policies"] is None or now > _cache["until"]:
+        _cache["policies"] = list(SlaPolicy.objects.order_by("-priority", "id"))
+        _cache["until"] = now + CACHE_SECONDS
+    return _cache["policies"]
+
+
+def policy_for(*, tier: str, action_type: str) -> tuple[timedelta, list[dict]] | None:
+    """The SLA and steps for a new action; None for the auto tier.
+
+    An edit in the admin applies to new actions within CACHE_SECONDS.
+    """
+    if tier not in DEFAULT_STEPS:
+        return None
+    for policy in (p for p in _policies() if p.tier == tier):
+        if fnmatch.fnmatchcase(action_type, policy.action_type_pattern):
+            return policy.sla, policy.steps
+    default = settings.REVIEWQUEUE["SLA_BLOCKING" if tier == Tier.BLOCKING else "SLA_ASYNC_REVIEW"]
+    return default, DEFAULT_STEPS[tier]
+
+
+def chain_resolve(*, start: datetime, sla: timedelta, steps: list[dict]) -> list[dict]:
+    """Steps at fractions of the SLA → steps at absolute times (ISO, UTC)."""
+    return [
+        {"due_at": (start + sla * step["at"]).isoformat(), "do": step["do"],
+         **({"group": step.get("group", "senior_reviewer")} if step["do"] == ESCALATE else {})}
+        for step in steps
+    ]
+
+
+post_save.connect(policies_invalidate, sender=SlaPolicy)
+post_delete.connect(policies_invalidate, sender=SlaPolicy)

@@ -1,0 +1,285 @@
+"""API keys of agents and users: issue, authenticate, rotate, revoke.
+
+The plaintext key exists only in the return value of the issuing call; the
+table holds its SHA-256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from reviewqueue.audit.trail import audit_append
+from reviewqueue.core import rawsql
+from reviewqueue.models import Agent, ApiKey
+
+AGENT_PREFIX, USER_PREFIX = "rqa_", "rqu_"
+
+
+def _hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _new_key(prefix: str) -> tuple[str, str, str]:
+    key = prefix + secrets.token_urlsafe(32)
+    return key, key[:12], _hash(key)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a bearer token belongs to: exactly one of agent or user."""
+
+    agent: Agent | None = None
+    user: AbstractBaseUser | None = None
+    key_hash: str = ""
+    agent_version: str = ""  # the agent row's xmin on PostgreSQL: any change to the agent changes it
+    remembered: bool = False  # from this process's memory of keys, not yet confirmed by the database
+
+    @property
+    def label(self) -> str:
+        return f"agent:{self.agent.name}" if self.agent else f"user:{self.user.get_username()}"
+
+
+class CredentialsChanged(Exception):
+    """A remembered key was revoked or expired, or its agent changed, since this process read them."""
+
+
+CHANGED_SQLSTATE = "RQ401"  # raised by the submit function (migration 0008)
+
+
+def is_changed_error(error: BaseException) -> bool:
+    return rawsql.sqlstate(error) == CHANGED_SQLSTATE
+
+
+# The agent's columns every agent request needs; the rest load on access.
+_AGENT_COLUMNS = ("id", "name", "scopes", "rate_limit_per_minute", "conversation_rate_limit_per_minute", "is_active")
+
+
+@cache
+def _key_sql() -> str:
+    agent_columns = ", ".join(f"a.{rawsql.column(Agent, name)}" for name in _AGENT_COLUMNS)
+    version = "a.xmin::text" if connection.vendor == "postgresql" else "''"
+    return (
+        f"SELECT k.{rawsql.column(ApiKey, 'user')}, k.{rawsql.column(ApiKey, 'expires_at')}, {version},"
+        f" {agent_columns}"
+        f" FROM {rawsql.table(ApiKey)} k LEFT JOIN {rawsql.table(Agent)} a"
+        f" ON a.{rawsql.column(Agent, 'id')} = k.{rawsql.column(ApiKey, 'agent')}"
+        f" WHERE k.{rawsql.column(ApiKey, 'key_hash')} = %s AND k.{rawsql.column(ApiKey, 'revoked_at')} IS NULL"
+        f" AND (k.{rawsql.column(ApiKey, 'expires_at')} IS NULL OR k.{rawsql.column(ApiKey, 'expires_at')} > %s)"
+    )
+
+
+def authenticate_key(raw: str, *, remembered_ok: bool = False) -> Principal | None:
+    """The live principal behind a key, or None for unknown, revoked or expired keys.
+
+    With `remembered_ok`, an agent key this process read in the last
+    KEY_MEMORY_SECONDS may come from memory, marked `remembered`: only for a
+    caller that confirms it before acting on it (lifecycle.action_submit's
+    write checks it in SQL), since the key may have been revoked since.
+    """
+    if not raw or len(raw) > 200:
+        return None
+    digest = _hash(raw)
+    if remembered_ok and (principal := _recall(digest)):
+        return principal
+    return _authenticate_hash(digest)
+
+
+class KeyCheck:
+    """A remembered principal until the database confirms it: a write can
+    check `pending` in its own SQL, and `confirm()` reads it before any other
+    answer (once)."""
+
+    def __init__(self, principal: Principal | None):
+        self.pending = principal if principal is not None and principal.remembered else None
+
+    def confirm(self) -> None:
+        """Raise CredentialsChanged unless the database still gives the principal."""
+        if self.pending is None:
+            return
+        fresh = _authenticate_hash(self.pending.key_hash)
+        if fresh is None or fresh.agent_version != self.pending.agent_version:
+            raise CredentialsChanged
+        self.pending = None
+
+
+def live_key_hashes(digests: set[str]) -> set[str]:
+    """Which of these agent key hashes still authenticate (live key, active agent)."""
+    now = timezone.now()
+    return set(
+        ApiKey.objects.filter(key_hash__in=digests, revoked_at__isnull=True, agent__is_active=True)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now)).values_list("key_hash", flat=True)
+    )
+
+
+def principal_reread(principal: Principal) -> Principal | None:
+    """The principal behind the same key, as the database has it now."""
+    return _authenticate_hash(principal.key_hash)
+
+
+def _authenticate_hash(digest: str) -> Principal | None:
+    # Every agent request that does not remember its key runs this: one
+    # hand-written indexed lookup (see rawsql).
+    with rawsql.cursor() as cursor:
+        cursor.execute(_key_sql(), [digest, rawsql.datetime_param(timezone.now())])
+        row = cursor.fetchone()
+    if row is None:
+        _memory.pop(digest, None)
+        return None
+    user_id = row[0]
+    if user_id is not None:
+        user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+        return Principal(user=user, key_hash=digest) if user else None
+    values = [rawsql.from_db(Agent._meta.get_field(name), value) for name, value in zip(_AGENT_COLUMNS, row[3:])]
+    principal = _agent_principal(digest, values, version=row[2])
+    if principal is None:
+        _memory.pop(digest, None)
+    elif connection.vendor == "postgresql" and KEY_MEMORY_SECONDS > 0:
+        if len(_memory) >= 10_000:
+            _memory.clear()
+        _memory[digest] = _Remembered(time.monotonic(), row[1], row[2], values)
+    return principal
+
+
+def _agent_principal(digest: str, values: list, *, version: str, remembered: bool = False) -> Principal | None:
+    """A fresh Agent per call (a model instance is not shared between request
+    threads), from the key query's agent columns as the ORM reads them."""
+    agent = Agent.from_db(connection.alias, _AGENT_COLUMNS, [list(v) if type(v) is list else v for v in values])
+    if not agent.is_active:
+        return None
+    return Principal(agent=agent, key_hash=digest, agent_version=version, remembered=remembered)
+
+
+# On PostgreSQL a submission need not read its key first: the agent keys this
+# process authenticated lately are remembered (key hash → what the key query
+# gave), and the submission's own write checks, in the same statement, that
+# the key is still live and the agent row unchanged. Other requests read
+# their key every time.
+KEY_MEMORY_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class _Remembered:
+    read_at: float  # time.monotonic()
+    expires_at: datetime | None
+    agent_version: str
+    values: list  # _AGENT_COLUMNS
+
+
+_memory: dict[str, _Remembered] = {}
+
+
+def _recall(digest: str) -> Principal | None:
+    entry = _memory.get(digest)
+    if entry is None:
+        return None
+    if time.monotonic() - entry.read_at > KEY_MEMORY_SECONDS or (
+        entry.expires_at is not None and entry.expires_at <= timezone.now()
+    ):
+        _memory.pop(digest, None)
+        return None
+    return _agent_principal(digest, entry.values, version=entry.agent_version, remembered=True)
+
+
+@transaction.atomic
+def agent_key_issue(*, agent: Agent, actor: str, grace: timedelta | None = None) -> str:
+    """A new key for the agent. Existing keys stop working after `grace`
+    (at once when None), so a rotation can be rolled out without downtime."""
+    now = timezone.now()
+    live = agent.keys.filter(revoked_at__isnull=True).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+    rotated = list(live.values_list("prefix", flat=True))
+    if grace:
+        live.update(expires_at=now + grace)
+    else:
+        live.update(revoked_at=now)
+    key, prefix, digest = _new_key(AGENT_PREFIX)
+    ApiKey.objects.create(agent=agent, prefix=prefix, key_hash=digest)
+    audit_append(
+        kind="agent.key_issued", actor=actor, agent=agent,
+        data={"prefix": prefix, "replaces": rotated, "grace_seconds": int(grace.total_seconds()) if grace else 0},
+    )
+    return key
+
+
+@transaction.atomic
+def agent_keys_revoke(*, agent: Agent, actor: str) -> int:
+    """Revoke every key of the agent at once; it can no longer authenticate."""
+    prefixes = list(agent.keys.filter(revoked_at__isnull=True).values_list("prefix", flat=True))
+    agent.keys.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+    audit_append(kind="agent.keys_revoked", actor=actor, agent=agent, data={"prefixes": prefixes})
+    return len(prefixes)
+
+
+@transaction.atomic
+def agent_create(
+    *, name: str, scopes: list[str], actor: str, rate_limit_per_minute: int | None = None,
+    conversation_rate_limit_per_minute: int | None = None, description: str = "",
+) -> tuple[Agent, str]:
+    """Create an agent and its first key; the key is returned once, never stored."""
+    agent = Agent(name=name, scopes=scopes, description=description)
+    if rate_limit_per_minute is not None:
+        agent.rate_limit_per_minute = rate_limit_per_minute
+    if conversation_rate_limit_per_minute is not None:
+        agent.conversation_rate_limit_per_minute = conversation_rate_limit_per_minute
+    agent.full_clean()
+    agent.save()
+    audit_append(kind="agent.created", actor=actor, agent=agent, data={"name": name, "scopes": scopes})
+    return agent, agent_key_issue(agent=agent, actor=actor)
+
+
+@transaction.atomic
+def user_token_issue(*, user: AbstractBaseUser, actor: str) -> str:
+    """A new API token for a user (for the ops API); earlier tokens are revoked."""
+    now = timezone.now()
+    user.api_keys.filter(revoked_at__isnull=True).update(revoked_at=now)
+    key, prefix, digest = _new_key(USER_PREFIX)
+    ApiKey.objects.create(user=user, prefix=prefix, key_hash=digest)
+    audit_append(kind="user.token_issued", actor=actor, data={"user": user.get_username(), "prefix": prefix})
+    return key
+
+
+# ------------------------------------------------------- webhook secrets ---
+
+def _webhook_secret_new() -> str:
+    return secrets.token_hex(32)
+
+
+def webhook_secrets_live(agent: Agent, now: datetime | None = None) -> list[str]:
+    """The secrets a delivery is signed with now: the current one, then the
+    previous one while its grace period runs (Standard Webhooks allows several
+    signatures, so receivers on either secret verify)."""
+    now = now or timezone.now()
+    live = [agent.webhook_secret]
+    until = agent.webhook_secret_previous_until
+    if agent.webhook_secret_previous and until is not None and until > now:
+        live.append(agent.webhook_secret_previous)
+    return live
+
+
+@transaction.atomic
+def agent_webhook_secret_rotate(*, agent: Agent, actor: str, grace: timedelta | None = None) -> str:
+    """A new webhook secret for the agent, returned once. With `grace`, the
+    old secret still signs deliveries (beside the new one) until it runs out,
+    so receivers can switch without missing a webhook; without, it stops now."""
+    now = timezone.now()
+    new = _webhook_secret_new()
+    current = Agent.objects.select_for_update().values_list("webhook_secret", flat=True).get(pk=agent.pk)
+    Agent.objects.filter(pk=agent.pk).update(
+        webhook_secret=new,
+        webhook_secret_previous=current if grace else "",
+        webhook_secret_previous_until=now + grace if grace else None,
+    )
+    agent.refresh_from_db(fields=["webhook_secret", "webhook_secret_previous", "webhook_secret_previous_until"])
+    audit_append(kind="agent.webhook_secret_rotated", actor=actor, agent=agent,
+                 data={"grace_seconds": int(grace.total_seconds()) if grace else 0})
+    return new

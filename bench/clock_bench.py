@@ -53,7 +53,7 @@ def main():
     django.setup()
     from django.utils import timezone
 
-    from reviewqueue.controls.killswitch import kill_switch_set
+    from reviewqueue.actions.kill_switches import kill_switch_set
     from reviewqueue.credentials.keys import agent_create
     from reviewqueue.models import Action, AuditEvent
 

@@ -12,6 +12,7 @@ from django.urls import path
 from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html, format_html_join
 
+from reviewqueue.core import roles
 from reviewqueue.core.errors import Forbidden
 from reviewqueue.credentials.keys import agent_key_issue, agent_keys_revoke
 from reviewqueue.models import (
@@ -174,7 +175,7 @@ class ActionAdmin(ReadOnlyAdmin):
     def get_fields(self, request, obj=None):
         masked = {*_MASKED_JSON, *_MASKED_TEXT}
         # The hash of a payload would let anyone test guesses of its masked values offline.
-        hidden = set() if privacy.may_reveal(request.user) else {"approved_payload_sha256"}
+        hidden = set() if roles.may_reveal(request.user) else {"approved_payload_sha256"}
         return [*(f"masked_{f.name}" if f.name in masked else f.name
                   for f in Action._meta.concrete_fields if f.name not in hidden), "masked_decisions"]
 
@@ -200,7 +201,7 @@ class ActionAdmin(ReadOnlyAdmin):
             "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><pre>{}</pre></td></tr>", rows))
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra_context = {**(extra_context or {}), "may_reveal": privacy.may_reveal(request.user)}
+        extra_context = {**(extra_context or {}), "may_reveal": roles.may_reveal(request.user)}
         return super().change_view(request, object_id, form_url, extra_context)
 
     def get_urls(self):

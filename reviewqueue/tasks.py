@@ -3,6 +3,7 @@
 from celery import shared_task
 
 from reviewqueue.controls import housekeeping
+from reviewqueue.notify.outbox import deliver_task  # noqa: F401  (registered here with the others)
 
 
 @shared_task(name="reviewqueue.housekeeping", time_limit=300, ignore_result=True)
@@ -33,14 +34,6 @@ def outbox_sweep_task(**kwargs) -> None:
     from reviewqueue.notify.outbox import outbox_sweep
 
     outbox_sweep()
-
-
-@shared_task(name="reviewqueue.deliver", time_limit=30, ignore_result=True, acks_late=True)
-def deliver_task(message_id: int, **kwargs) -> None:
-    """First try of one outbox message, queued when its event commits."""
-    from reviewqueue.notify.outbox import deliver
-
-    deliver(message_id)
 
 
 @shared_task(name="reviewqueue.audit_checkpoint", time_limit=300, ignore_result=True)

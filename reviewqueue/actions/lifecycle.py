@@ -35,7 +35,7 @@ from reviewqueue.audit.trail import (
 )
 from reviewqueue.controls import killswitch, refusals, sla
 from reviewqueue.controls.ratelimit import rate_limit_hit
-from reviewqueue.core import rawsql
+from reviewqueue.core import rawsql, roles
 from reviewqueue.core.canonical import sha256_hex
 from reviewqueue.core.errors import (
     Forbidden,
@@ -47,6 +47,7 @@ from reviewqueue.core.errors import (
     ScopeDenied,
     Unauthenticated,
 )
+from reviewqueue.core.roles import Role
 from reviewqueue.credentials import keys as credentials
 from reviewqueue.credentials.keys import CredentialsChanged, Principal
 from reviewqueue.models import (
@@ -536,9 +537,7 @@ class AlreadyDecided(IllegalTransition):
 
 
 def _decider_check(action: Action, user: AbstractBaseUser) -> None:
-    from reviewqueue.queries.selectors import decide_refusal
-
-    if refusal := decide_refusal(user=user, action=action):
+    if refusal := roles.decide_refusal(user=user, action=action):
         raise Forbidden(refusal)
 
 
@@ -755,7 +754,7 @@ def action_decide(
 
 
 def action_escalate(*, action: Action, user: AbstractBaseUser, note: str = "",
-                    group: str = "senior_reviewer") -> Action:
+                    group: str = Role.SENIOR_REVIEWER) -> Action:
     """Hand an open item to a group (senior reviewers by default); it stays pending.
 
     The SLA chain is untouched: its deadlines and level keep running, so a

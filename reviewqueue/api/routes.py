@@ -28,9 +28,9 @@ from pydantic import (
     field_validator,
 )
 
-from reviewqueue.actions import lifecycle, wakeups
+from reviewqueue.actions import kill_switches, lifecycle, wakeups
 from reviewqueue.controls import killswitch, ratelimit
-from reviewqueue.core import netguard
+from reviewqueue.core import netguard, roles
 from reviewqueue.core.errors import (
     Forbidden,
     InvalidInput,
@@ -69,15 +69,15 @@ class AgentKey(HttpBearer):
 
 
 class OpsToken(HttpBearer):
-    """A user token of a user in the ops group (or a superuser)."""
+    """A user token of someone who may operate (core.roles: ops, admins)."""
 
     def authenticate(self, request: HttpRequest, token: str) -> Principal | None:
         principal = authenticate_key(token)
         if principal is None:
             return None
         user = principal.user
-        if user is None or not (user.is_superuser or user.groups.filter(name="ops").exists()):
-            raise Forbidden("Only members of the ops group may use the ops API.")
+        if user is None or not roles.may_operate(user):
+            raise Forbidden("Only ops (or admins) may use the ops API.")
         return principal
 
 
@@ -388,7 +388,7 @@ def ops_kill_switches(request):
 @api.post("/ops/kill-switch", auth=OpsToken(), response={200: SwitchSetOut, **ERRORS}, tags=["ops"])
 def ops_set_kill_switch(request, body: SwitchIn):
     """Engage or release a kill switch; engaging halts every pending action in scope."""
-    switch, halted = killswitch.kill_switch_set(
+    switch, halted = kill_switches.kill_switch_set(
         scope=body.scope, engaged=body.engaged, reason=body.reason, actor=request.auth.label
     )
     return {**_switch(switch), "halted": halted}

@@ -12,18 +12,14 @@ from __future__ import annotations
 import re
 from functools import cache, partial
 
-from django.db import connection, transaction
-from django.utils import timezone
+from django.db import connection
 
-from reviewqueue.actions import lifecycle
-from reviewqueue.audit.trail import audit_append
 from reviewqueue.core import rawsql
 from reviewqueue.core.errors import InvalidInput
 from reviewqueue.core.names import names_touch
 from reviewqueue.models import Agent, KillSwitch
-from reviewqueue.notify import outbox as notifications
 
-_LOCK = 0x72715F6B696C6C  # any fixed 64-bit number
+LOCK = 0x72715F6B696C6C  # any fixed 64-bit number
 SCOPE = re.compile(r"^(global|agent:[A-Za-z0-9][A-Za-z0-9_.-]{0,99}|action_type:[A-Za-z0-9_.:/*?\[\]!-]{1,128})$")
 
 
@@ -79,44 +75,12 @@ def engaged_switches() -> list[KillSwitch]:
         if connection.vendor == "postgresql":
             # Two statements in one message: the second takes its snapshot
             # after the first has the lock.
-            cursor.execute(f"SELECT pg_advisory_xact_lock_shared({_LOCK}); {_engaged_sql()}")
+            cursor.execute(f"SELECT pg_advisory_xact_lock_shared({LOCK}); {_engaged_sql()}")
             cursor.nextset()
         else:
             cursor.execute(_engaged_sql())
         rows = cursor.fetchall()
     return [KillSwitch.from_db(connection.alias, ("id", "scope", "reason"), row) for row in rows]
-
-
-def kill_switch_set(*, scope: str, engaged: bool, reason: str, actor: str) -> tuple[KillSwitch, int]:
-    """Engage or release one switch; engaging halts every pending action in scope.
-
-    Returns the switch and how many actions were halted.
-    """
-    scope_validate(scope)
-    if not isinstance(reason, str) or not reason.strip():
-        raise InvalidInput("A reason is required.")
-    now = timezone.now()
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            # Exclusive against the submit path's shared lock; see the module docstring.
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK])
-        switch, _ = KillSwitch.objects.update_or_create(
-            scope=scope, defaults={"engaged": engaged, "reason": reason, "changed_by": actor, "changed_at": now}
-        )
-        audit_append(
-            kind="kill_switch.engaged" if engaged else "kill_switch.released", actor=actor, at=now,
-            data={"scope": scope, "reason": reason},
-        )
-        notifications.enqueue(
-            event="kill_switch.engaged" if engaged else "kill_switch.released",
-            data={"scope": scope, "reason": reason, "by": actor}, at=now,
-        )
-        halted = 0
-        if engaged:
-            halted = lifecycle.actions_halt(scope=scope, reason=reason, actor=actor)
-            lifecycle.actions_flag_for_review(scope=scope, reason=reason, actor=actor)
-    return switch, halted
 
 
 def kill_switch_status(*, agent: Agent) -> tuple[bool, list[KillSwitch]]:

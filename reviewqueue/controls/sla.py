@@ -10,43 +10,26 @@ from __future__ import annotations
 import fnmatch
 import time
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db.models.signals import post_delete, post_save
 
-from reviewqueue.models import SlaPolicy, Tier
-
-ESCALATE, EXPIRE, ALERT_OPS = "escalate", "expire", "alert_ops"
+from reviewqueue.core.roles import Role
+from reviewqueue.models import (  # noqa: F401 (steps_validate: part of this module's API)
+    ALERT_OPS,
+    ESCALATE,
+    EXPIRE,
+    SlaPolicy,
+    Tier,
+    steps_validate,
+)
 
 DEFAULT_STEPS = {
     # Half the SLA: senior reviewers; the full SLA: expire, failing closed.
-    Tier.BLOCKING: [{"at": 0.5, "do": ESCALATE, "group": "senior_reviewer"}, {"at": 1.0, "do": EXPIRE}],
+    Tier.BLOCKING: [{"at": 0.5, "do": ESCALATE, "group": Role.SENIOR_REVIEWER}, {"at": 1.0, "do": EXPIRE}],
     # Reviewed after the fact: overdue at the SLA, ops alerted at twice it.
-    Tier.ASYNC_REVIEW: [{"at": 1.0, "do": ESCALATE, "group": "senior_reviewer"}, {"at": 2.0, "do": ALERT_OPS}],
+    Tier.ASYNC_REVIEW: [{"at": 1.0, "do": ESCALATE, "group": Role.SENIOR_REVIEWER}, {"at": 2.0, "do": ALERT_OPS}],
 }
-
-
-def steps_validate(steps: Any, *, tier: str) -> None:
-    if not isinstance(steps, list) or not steps:
-        raise ValidationError({"steps": "a non-empty list of steps"})
-    last = 0.0
-    for i, step in enumerate(steps):
-        if not isinstance(step, dict) or set(step) - {"at", "do", "group"}:
-            raise ValidationError({"steps": f"step {i + 1}: an object with at, do and optional group"})
-        at = step.get("at")
-        if not isinstance(at, int | float) or isinstance(at, bool) or at <= last:
-            raise ValidationError({"steps": f"step {i + 1}: 'at' must be a number above the previous step's"})
-        last = at
-        if step.get("do") not in (ESCALATE, EXPIRE, ALERT_OPS):
-            raise ValidationError({"steps": f"step {i + 1}: 'do' must be escalate, expire or alert_ops"})
-        if step["do"] == EXPIRE and tier != Tier.BLOCKING:
-            raise ValidationError({"steps": "only blocking actions expire"})
-        if step["do"] == ESCALATE and not isinstance(step.get("group", "senior_reviewer"), str):
-            raise ValidationError({"steps": f"step {i + 1}: 'group' must be a group name"})
-        if step["do"] == EXPIRE and i != len(steps) - 1:
-            raise ValidationError({"steps": "expire must be the last step"})
 
 
 _cache: dict[str, object] = {"policies": None, "until": 0.0}
@@ -86,7 +69,7 @@ def chain_resolve(*, start: datetime, sla: timedelta, steps: list[dict]) -> list
     """Steps at fractions of the SLA → steps at absolute times (ISO, UTC)."""
     return [
         {"due_at": (start + sla * step["at"]).isoformat(), "do": step["do"],
-         **({"group": step.get("group", "senior_reviewer")} if step["do"] == ESCALATE else {})}
+         **({"group": step.get("group", Role.SENIOR_REVIEWER)} if step["do"] == ESCALATE else {})}
         for step in steps
     ]
 

@@ -11,7 +11,7 @@ function takes a new snapshot, so the tail is read after the lock is held.
 reviewqueue_submit(action, key, event, prefix) is called as one prepared
 statement in autocommit, so it is its own transaction: one round trip, no
 BEGIN or COMMIT. It checks the kill switches under the shared lock that
-engaging takes exclusively (reviewqueue.controls.killswitch._LOCK; a test checks they
+engaging takes exclusively (reviewqueue.controls.killswitch.LOCK; a test checks they
 match) and raises SQLSTATE RQ423 if any is engaged; the caller then writes the
 submission the careful way, reading which switch covers it. Rows arrive as
 JSON objects of column → value (jsonb_populate_record), so a new column needs

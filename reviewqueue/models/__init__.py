@@ -2,13 +2,16 @@
 (lifecycle, credentials, audit, killswitch); nothing here assigns a status."""
 
 import secrets
+from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 
 from reviewqueue.core.ids import uuid7
 from reviewqueue.core.names import names_within
+from reviewqueue.core.roles import Role
 
 AGENT_NAME = RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$", "Letters, digits, '.', '_' and '-'.")
 
@@ -331,6 +334,32 @@ class AuditEvent(models.Model):
         return f"#{self.seq} {self.kind}"
 
 
+ESCALATE, EXPIRE, ALERT_OPS = "escalate", "expire", "alert_ops"  # what an SLA step does
+
+
+def steps_validate(steps: Any, *, tier: str) -> None:
+    """The shape of an SLA policy's steps (the admin's form and the sweep trust it)."""
+    if not isinstance(steps, list) or not steps:
+        raise ValidationError({"steps": "a non-empty list of steps"})
+    last = 0.0
+    for i, step in enumerate(steps):
+        if not isinstance(step, dict) or set(step) - {"at", "do", "group"}:
+            raise ValidationError({"steps": f"step {i + 1}: an object with at, do and optional group"})
+        at = step.get("at")
+        if not isinstance(at, int | float) or isinstance(at, bool) or at <= last:
+            raise ValidationError({"steps": f"step {i + 1}: 'at' must be a number above the previous step's"})
+        last = at
+        if step.get("do") not in (ESCALATE, EXPIRE, ALERT_OPS):
+            raise ValidationError({"steps": f"step {i + 1}: 'do' must be escalate, expire or alert_ops"})
+        if step["do"] == EXPIRE and tier != Tier.BLOCKING:
+            raise ValidationError({"steps": "only blocking actions expire"})
+        if step["do"] == ESCALATE and not isinstance(step.get("group", Role.SENIOR_REVIEWER), str):
+            raise ValidationError({"steps": f"step {i + 1}: 'group' must be a group name"})
+        if step["do"] == EXPIRE and i != len(steps) - 1:
+            raise ValidationError({"steps": "expire must be the last step"})
+
+
+
 class SlaPolicy(models.Model):
     """An SLA and escalation chain for one tier, optionally only for action
     types matching a pattern. Without a matching row, the defaults in
@@ -354,8 +383,6 @@ class SlaPolicy(models.Model):
         return f"{self.tier} {self.action_type_pattern} ({self.sla})"
 
     def clean(self):
-        from reviewqueue.controls.sla import steps_validate
-
         steps_validate(self.steps, tier=self.tier)
 
 
@@ -385,7 +412,6 @@ class NotificationChannel(models.Model):
 
     def clean(self):
         """A Slack or webhook URL must be one the service may call (no credentials, not inward)."""
-        from django.core.exceptions import ValidationError
 
         from reviewqueue.core.netguard import UnsafeURL, check_url
 

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from celery import shared_task
 from django.conf import settings
 from django.core.mail import send_mail
 from django.core.serializers.json import DjangoJSONEncoder
@@ -116,8 +117,6 @@ def _text(event: str, action: Action | None, data: dict | None) -> str:
 
 
 def _dispatch(ids: list[int]) -> None:
-    from .tasks import deliver_task
-
     # Publishing waits on the broker (retries and all, when it is away): let
     # other requests run meanwhile.
     with admission.yielded():
@@ -129,6 +128,12 @@ def _dispatch(ids: list[int]) -> None:
 
 
 # ------------------------------------------------------------- delivery ---
+
+@shared_task(name="reviewqueue.deliver", time_limit=30, ignore_result=True, acks_late=True)
+def deliver_task(message_id: int, **kwargs) -> None:
+    """First try of one outbox message, queued when its event commits."""
+    deliver(message_id)
+
 
 def _breaker_key(message: OutboxMessage) -> str:
     """The circuit a message goes through: its endpoint's origin, and for an

@@ -37,6 +37,7 @@ from django.db import transaction
 from django.utils.crypto import constant_time_compare, salted_hmac
 
 from reviewqueue.audit.trail import audit_append
+from reviewqueue.core import roles
 from reviewqueue.core.canonical import canonical_json
 from reviewqueue.core.errors import Forbidden, InvalidInput
 from reviewqueue.models import Action
@@ -262,13 +263,6 @@ def payload_unmask(edited: Any, *, original: Any) -> Any:
     return walk(edited)
 
 
-def may_reveal(user: AbstractBaseUser) -> bool:
-    """Senior reviewers and admins may reveal personal data, audited (selectors decides who)."""
-    from reviewqueue.queries.selectors import may_reveal as allowed
-
-    return allowed(user)
-
-
 @dataclass(frozen=True)
 class Revealed:
     """An action's personal data in the clear, after an audited reveal."""
@@ -291,7 +285,7 @@ def text_fields_masked(action: Action) -> list[str]:
 
 def action_reveal(*, action: Action, user: AbstractBaseUser, via: str = "dashboard") -> Revealed:
     """Everything of an action in the clear, for a user allowed to see it; audited every time."""
-    if not may_reveal(user):
+    if not roles.may_reveal(user):
         raise Forbidden("Only senior reviewers and admins may reveal personal data.")
     masked = payload_mask(action.payload)
     texts = text_fields_masked(action)  # shown in the clear with the payload

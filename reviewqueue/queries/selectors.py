@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -13,6 +12,7 @@ from typing import Any
 from django.db.models import Q
 from django.utils import timezone
 
+from reviewqueue.core import roles
 from reviewqueue.core.errors import Forbidden, NotFound
 from reviewqueue.models import (
     Action,
@@ -36,53 +36,17 @@ def action_get_for_agent(*, agent: Agent, action_id: uuid.UUID) -> Action:
 
 # ------------------------------------------------------ reviewer dashboard ---
 
-ROLES = ("reviewer", "senior_reviewer", "ops", "admin")
-REVIEW_ROLES = frozenset({"reviewer", "senior_reviewer", "admin"})
-OPS_ROLES = frozenset({"ops", "admin"})
-REVEAL_ROLES = frozenset({"senior_reviewer", "admin"})
 COUNT_CAP = 1000  # nav counts stop counting here ("1000+"): bounded cost at any queue depth
 
 
-def user_roles(user) -> frozenset[str]:
-    """The user's role groups; superusers hold every role. Cached on the user object."""
-    if not getattr(user, "is_authenticated", False):
-        return frozenset()
-    cached = getattr(user, "_reviewqueue_roles", None)
-    if cached is None:
-        if user.is_superuser:
-            cached = frozenset(ROLES)
-        else:
-            cached = frozenset(user.groups.filter(name__in=ROLES).values_list("name", flat=True))
-        user._reviewqueue_roles = cached
-    return cached
-
-
-def may_review(user) -> bool:
-    return bool(user_roles(user) & REVIEW_ROLES)
-
-
-def may_operate(user) -> bool:
-    return bool(user_roles(user) & OPS_ROLES)
-
-
-def may_reveal(user) -> bool:
-    """Who may reveal personal data: senior reviewers and admins, each reveal audited (masked otherwise)."""
-    return bool(user_roles(user) & REVEAL_ROLES)
-
-
 def require_reviewer(user) -> None:
-    if not may_review(user):
+    if not roles.may_review(user):
         raise Forbidden("Only reviewers may see the review queue.")
 
 
 def require_ops(user) -> None:
-    if not may_operate(user):
+    if not roles.may_operate(user):
         raise Forbidden("Only ops may operate the kill switch.")
-
-
-def escalation_targets(user) -> list[str]:
-    """Values of `escalated_to` addressed to this user: their groups and themselves."""
-    return [*sorted(user_roles(user)), f"user:{user.get_username()}"]
 
 
 def _visible(user) -> Q:
@@ -91,23 +55,9 @@ def _visible(user) -> Q:
     An escalation assigns the item to a group (SLA chain or a reviewer's
     manual escalation), so the others stop seeing it as theirs to decide.
     """
-    if user.is_superuser:
+    if roles.sees_every_escalation(user):
         return Q()
-    return Q(escalated_to="") | Q(escalated_to__in=escalation_targets(user))
-
-
-def decide_refusal(*, user, action: Action, owner_ids: Iterable[int] | None = None) -> str | None:
-    """Why this user may not decide this action, or None if they may."""
-    roles = user_roles(user)
-    if not roles & REVIEW_ROLES:
-        return "Only reviewers may decide actions."
-    if owner_ids is None:
-        owner_ids = action.agent.owners.values_list("pk", flat=True)
-    if user.pk in set(owner_ids):
-        return f"You own the agent {action.agent.name}; another reviewer must decide its actions (separation of duties)."
-    if action.escalated_to and not user.is_superuser and action.escalated_to not in escalation_targets(user):
-        return f"This action was escalated to {action.escalated_to.replace('_', ' ')}s; one of them must decide."
-    return None
+    return Q(escalated_to="") | Q(escalated_to__in=roles.escalation_targets(user))
 
 
 class Tab(StrEnum):
@@ -238,7 +188,7 @@ def queue_page(*, user, tab: Tab, filters: QueueFilters, cursor: str | None = No
     elif tab == Tab.ASYNC:
         queryset, field = _open_async().filter(_visible(user)), "created_at"
     else:
-        targets = Q(escalated_to__gt="") if user.is_superuser else Q(escalated_to__in=escalation_targets(user))
+        targets = Q(escalated_to__gt="") if roles.sees_every_escalation(user) else Q(escalated_to__in=roles.escalation_targets(user))
         queryset = Action.objects.filter(
             Q(status=Status.PENDING, tier=Tier.BLOCKING)
             | Q(status=Status.APPROVED, tier=Tier.ASYNC_REVIEW, review_state=ReviewState.AWAITING_REVIEW)
@@ -300,13 +250,13 @@ def queue_counts(*, user) -> dict[Tab, int]:
 
     Decided counts this user's own decisions in the last 24 hours.
     """
-    if not may_review(user):
+    if not roles.may_review(user):
         return {}
 
     def capped(queryset) -> int:
         return queryset.order_by()[:COUNT_CAP].count()
 
-    targets = Q(escalated_to__gt="") if user.is_superuser else Q(escalated_to__in=escalation_targets(user))
+    targets = Q(escalated_to__gt="") if roles.sees_every_escalation(user) else Q(escalated_to__in=roles.escalation_targets(user))
     since = timezone.now() - timedelta(hours=24)
     return {
         Tab.BLOCKING: capped(_open_blocking().filter(_visible(user))),

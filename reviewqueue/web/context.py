@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.utils.functional import SimpleLazyObject
 
+from reviewqueue.core import roles
 from reviewqueue.queries import selectors
 
 
@@ -13,7 +14,7 @@ def dashboard(request) -> dict:
     if user is None or not user.is_authenticated:
         return {}
     return {
-        "roles": SimpleLazyObject(lambda: selectors.user_roles(user)),
+        "roles": SimpleLazyObject(lambda: roles.user_roles(user)),
         "nav_counts": SimpleLazyObject(lambda: selectors.queue_counts(user=user)),
         "engaged_switches": SimpleLazyObject(selectors.engaged_switches),
     }

@@ -23,7 +23,9 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
 from reviewqueue.actions import lifecycle
-from reviewqueue.controls.killswitch import kill_switch_set, scope_validate
+from reviewqueue.actions.kill_switches import kill_switch_set
+from reviewqueue.controls.killswitch import scope_validate
+from reviewqueue.core import roles
 from reviewqueue.core.errors import (
     BodyTooLarge,
     Forbidden,
@@ -65,9 +67,9 @@ def _access(view):
 @login_required
 def home(request: HtmxHttpRequest) -> HttpResponse:
     """Reviewers land on their queue, ops on the kill switches."""
-    if selectors.may_review(request.user):
+    if roles.may_review(request.user):
         return redirect("queue", tab=Tab.BLOCKING)
-    if selectors.may_operate(request.user):
+    if roles.may_operate(request.user):
         return redirect("kill_switches")
     raise PermissionDenied("Your account has no reviewer or ops role yet; ask an admin.")
 
@@ -166,9 +168,9 @@ def _page_context(request, action: Action, **extra) -> dict:
         "masked_texts": privacy.text_fields_masked(action),
         "editable": masked.editable,
         "edit_text": extra.pop("edit_text", None) or json.dumps(masked.value, indent=2, ensure_ascii=False),
-        "may_reveal": privacy.may_reveal(user),
+        "may_reveal": roles.may_reveal(user),
         "revealed": False,  # the action's text in the clear: only after an audited reveal
-        "refusal": selectors.decide_refusal(user=user, action=action, owner_ids=ctx.owner_ids),
+        "refusal": roles.decide_refusal(user=user, action=action, owner_ids=ctx.owner_ids),
         "is_open_blocking": is_open_blocking,
         "is_open_async": is_open_async,
         "is_open": is_open_blocking or is_open_async,

@@ -9,8 +9,7 @@ import httpx
 import pytest
 import time_machine
 
-from reviewqueue.actions import wakeups
-from reviewqueue.controls import killswitch
+from reviewqueue.actions import kill_switches, wakeups
 from reviewqueue.credentials import keys as credentials
 from reviewqueue.models import Action, AuditEvent, Status
 from tests.conftest import make_agent, submission
@@ -31,7 +30,7 @@ def _submit(http, **overrides):
 
 
 def _engage(scope: str) -> None:
-    killswitch.kill_switch_set(scope=scope, engaged=True, reason="incident 42", actor="user:olga")
+    kill_switches.kill_switch_set(scope=scope, engaged=True, reason="incident 42", actor="user:olga")
 
 
 # ------------------------------------------------- scopes cover the tool ---
@@ -206,7 +205,7 @@ def test_a_replayed_key_answers_423_while_a_kill_switch_covers_the_action(live_s
         first = http.post("/api/v1/actions", json=submission(**lookup))
         _engage("agent:billing-bot")
         replay = http.post("/api/v1/actions", json=submission(**lookup))
-        killswitch.kill_switch_set(scope="agent:billing-bot", engaged=False, reason="resolved", actor="user:olga")
+        kill_switches.kill_switch_set(scope="agent:billing-bot", engaged=False, reason="resolved", actor="user:olga")
         after = http.post("/api/v1/actions", json=submission(**lookup))
 
     assert first.status_code == 201 and first.json()["may_execute"] is True

@@ -6,10 +6,9 @@ import pytest
 import time_machine
 from django.db import connection
 from django.test import Client
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from reviewqueue.controls.killswitch import kill_switch_set
+from reviewqueue.actions.kill_switches import kill_switch_set
 from reviewqueue.credentials.keys import (
     agent_key_issue,
     agent_keys_revoke,

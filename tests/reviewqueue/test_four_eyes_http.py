@@ -15,7 +15,7 @@ import pytest
 from django.db import connection
 
 from reviewqueue.core.canonical import sha256_hex
-from reviewqueue.models import Action, AuditEvent, Decision
+from reviewqueue.models import AuditEvent, Decision
 from tests import dashboard as d
 from tests.conftest import _user, make_agent
 

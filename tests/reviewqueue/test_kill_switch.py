@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from reviewqueue.controls.killswitch import kill_switch_set
+from reviewqueue.actions.kill_switches import kill_switch_set
 from reviewqueue.models import Action, AuditEvent, KillSwitch
 
 pytestmark = pytest.mark.django_db

@@ -12,7 +12,7 @@ from django.core import mail
 from django.utils import timezone
 
 from reviewqueue.actions import lifecycle
-from reviewqueue.controls.killswitch import kill_switch_set
+from reviewqueue.actions.kill_switches import kill_switch_set
 from reviewqueue.models import (
     Action,
     CircuitBreaker,

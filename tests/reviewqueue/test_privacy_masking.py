@@ -341,7 +341,7 @@ def test_group_notifications_and_the_admins_outbox_and_audit_pages_stay_masked(s
     from django.contrib.auth.models import Group
     from django.core import mail
 
-    from reviewqueue.controls.killswitch import kill_switch_set
+    from reviewqueue.actions.kill_switches import kill_switch_set
     from reviewqueue.models import NotificationChannel, OutboxMessage
     from reviewqueue.notify import outbox as notifications
 

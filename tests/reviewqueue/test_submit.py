@@ -157,7 +157,7 @@ def test_the_submit_function_checks_under_the_lock_that_engaging_the_kill_switch
     with connection.cursor() as cursor:
         cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = 'reviewqueue_submit'")
         source = cursor.fetchone()[0]
-    assert f"pg_advisory_xact_lock_shared({killswitch._LOCK})" in source
+    assert f"pg_advisory_xact_lock_shared({killswitch.LOCK})" in source
 
 
 @pytest.mark.django_db(transaction=True)

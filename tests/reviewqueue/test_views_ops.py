@@ -43,7 +43,7 @@ def test_engaging_asks_for_confirmation_then_halts_pending_actions_in_scope(olga
 
 
 def test_releasing_from_the_list(olga, agent_client):
-    from reviewqueue.controls.killswitch import kill_switch_set
+    from reviewqueue.actions.kill_switches import kill_switch_set
 
     kill_switch_set(scope="global", engaged=True, reason="incident", actor="user:olga")
     assert "Release…" in olga.get("/ops/kill-switches/").content.decode()

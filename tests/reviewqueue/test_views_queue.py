@@ -186,7 +186,7 @@ def test_csrf_protects_every_form_and_htmx_request(reviewer, agent_client):
 
 
 def test_a_kill_switch_banner_shows_on_every_reviewer_page_while_engaged(rita, agent_client):
-    from reviewqueue.controls.killswitch import kill_switch_set
+    from reviewqueue.actions.kill_switches import kill_switch_set
 
     action = d.blocking(agent_client)
     assert "kill-switch-banner" not in rita.get("/queue/blocking/").content.decode()

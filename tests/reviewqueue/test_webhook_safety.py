@@ -24,7 +24,7 @@ from django.utils import timezone
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from reviewqueue.actions import lifecycle
-from reviewqueue.controls.killswitch import kill_switch_set
+from reviewqueue.actions.kill_switches import kill_switch_set
 from reviewqueue.core import netguard
 from reviewqueue.models import (
     Action,

@@ -5,15 +5,15 @@ from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand, CommandError
 
 from config.env import write_private_file
+from reviewqueue.core.roles import ROLES, Role
 from reviewqueue.credentials.keys import agent_create, agent_key_issue, authenticate_key
 from reviewqueue.models import Agent
 
-ROLES = ["reviewer", "senior_reviewer", "ops", "admin"]
 DEMO_USERS = {
-    "admin": ["admin"],
-    "reviewer": ["reviewer"],
-    "senior": ["reviewer", "senior_reviewer"],
-    "ops": ["ops"],
+    "admin": [Role.ADMIN],
+    "reviewer": [Role.REVIEWER],
+    "senior": [Role.REVIEWER, Role.SENIOR_REVIEWER],
+    "ops": [Role.OPS],
 }
 
 

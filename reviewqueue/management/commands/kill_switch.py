@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from reviewqueue.controls.killswitch import kill_switch_set
+from reviewqueue.actions.kill_switches import kill_switch_set
 from reviewqueue.core.errors import ServiceError
 
 

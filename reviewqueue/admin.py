@@ -14,7 +14,7 @@ from django.utils.html import format_html, format_html_join
 
 from reviewqueue.core import roles
 from reviewqueue.core.errors import Forbidden
-from reviewqueue.credentials.keys import agent_key_issue, agent_keys_revoke
+from reviewqueue.credentials.keys import agent_add, agent_change, agent_key_issue, agent_keys_revoke, agent_owners_set
 from reviewqueue.models import (
     Action,
     Agent,
@@ -53,10 +53,18 @@ class AgentAdmin(admin.ModelAdmin):
     actions = ["rotate_key", "revoke_keys"]
 
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        if not change:
-            key = agent_key_issue(agent=obj, actor=_actor(request))
+        """Through the same audited service as `manage.py create_agent` (scope changes are audited)."""
+        if change:
+            agent_change(agent=obj, actor=_actor(request))
+        else:
+            key = agent_add(agent=obj, actor=_actor(request))
             request.reviewqueue_secrets = [{"agent": obj, "key": key, "webhook_secret": obj.webhook_secret}]
+
+    def save_related(self, request, form, formsets, change):
+        """Owners (a many-to-many field) are set by the audited service, not by the form."""
+        owners = {user.pk for user in form.cleaned_data.pop("owners", [])}  # popped: the form's save_m2m skips it
+        super().save_related(request, form, formsets, change)
+        agent_owners_set(agent=form.instance, owner_ids=owners, actor=_actor(request))
 
     def response_add(self, request, obj, post_url_continue=None):
         if shown := getattr(request, "reviewqueue_secrets", None):

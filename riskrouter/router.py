@@ -15,11 +15,9 @@ from . import rules
 from .features import analyze, featurize
 from .model import RiskModel
 from .policy import DEFAULT_POLICY, Policy, evaluate
-from .types import ActionInput, Route, Tier
+from .types import TIER_FLOOR, ActionInput, Route, Tier
 
 NO_MODEL = "none (policy only)"
-# The score never contradicts the tier: a policy block reads at least 0.67.
-TIER_FLOOR = {Tier.AUTO: 0.0, Tier.ASYNC_REVIEW: 0.34, Tier.BLOCKING: 0.67}
 
 
 @dataclass(frozen=True, slots=True)

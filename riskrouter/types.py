@@ -28,6 +28,9 @@ class Tier(enum.StrEnum):
 
 _ORDER = (Tier.AUTO, Tier.ASYNC_REVIEW, Tier.BLOCKING)
 _RANK = {tier: i for i, tier in enumerate(_ORDER)}
+# The score never contradicts the tier: a policy block reads at least 0.67.
+# The dashboard paints its risk colours from these floors too.
+TIER_FLOOR = {Tier.AUTO: 0.0, Tier.ASYNC_REVIEW: 0.34, Tier.BLOCKING: 0.67}
 
 
 @dataclass(frozen=True, slots=True)

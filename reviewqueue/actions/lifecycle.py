@@ -236,7 +236,7 @@ def _prepare(
 ) -> _Write:
     """Everything a submission writes, built before its transaction starts."""
     now = timezone.now()
-    tier = Tier(decided.tier.value)
+    tier = decided.tier
     status = Status.PENDING if tier == Tier.BLOCKING else Status.APPROVED
     policy = sla.policy_for(tier=tier, action_type=submission.action_type)
     chain = sla.chain_resolve(start=now, sla=policy[0], steps=policy[1]) if policy else []
@@ -554,14 +554,11 @@ def action_claim(*, action: Action, user: AbstractBaseUser, take_over: bool = Fa
     """
     now = timezone.now()
     until = now + settings.REVIEWQUEUE["CLAIM_LEASE"]
-    open_item = Q(status=Status.PENDING, tier=Tier.BLOCKING) | Q(
-        status=Status.APPROVED, tier=Tier.ASYNC_REVIEW, review_state=ReviewState.AWAITING_REVIEW
-    )
     free = Q(claimed_by__isnull=True) | Q(claim_expires_at__lte=now) | Q(claimed_by=user)
     with transaction.atomic():
         previous = Action.objects.filter(pk=action.pk).values_list("claimed_by_id", "claim_expires_at").first()
         # Conditional UPDATE: of two reviewers opening the item at once, one gets it.
-        won = Action.objects.filter(open_item, pk=action.pk).filter(Q() if take_over else free).update(
+        won = Action.objects.open().filter(pk=action.pk).filter(Q() if take_over else free).update(
             claimed_by=user, claim_expires_at=until
         )
         new_holder = won and previous is not None and (
@@ -763,13 +760,10 @@ def action_escalate(*, action: Action, user: AbstractBaseUser, note: str = "",
     _decider_check(action, user)
     note = (note or "").strip()
     now = timezone.now()
-    open_item = Q(status=Status.PENDING, tier=Tier.BLOCKING) | Q(
-        status=Status.APPROVED, tier=Tier.ASYNC_REVIEW, review_state=ReviewState.AWAITING_REVIEW
-    )
     with transaction.atomic():
         # Conditional UPDATE: a decision that landed first wins, and an item
         # already with that group is not escalated twice.
-        won = Action.objects.filter(open_item, pk=action.pk).exclude(escalated_to=group).update(
+        won = Action.objects.open().filter(pk=action.pk).exclude(escalated_to=group).update(
             escalated_to=group, escalated_at=now, updated_at=now, claimed_by=None, claim_expires_at=None,
         )
         if not won:

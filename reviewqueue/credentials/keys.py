@@ -220,7 +220,11 @@ def agent_keys_revoke(*, agent: Agent, actor: str) -> int:
     return len(prefixes)
 
 
-@transaction.atomic
+# Every write of an agent, from the command or the admin, goes through here and is audited.
+AUDITED_FIELDS = ("name", "description", "scopes", "rate_limit_per_minute", "conversation_rate_limit_per_minute",
+                  "is_active")
+
+
 def agent_create(
     *, name: str, scopes: list[str], actor: str, rate_limit_per_minute: int | None = None,
     conversation_rate_limit_per_minute: int | None = None, description: str = "",
@@ -231,10 +235,45 @@ def agent_create(
         agent.rate_limit_per_minute = rate_limit_per_minute
     if conversation_rate_limit_per_minute is not None:
         agent.conversation_rate_limit_per_minute = conversation_rate_limit_per_minute
+    return agent, agent_add(agent=agent, actor=actor)
+
+
+@transaction.atomic
+def agent_add(*, agent: Agent, actor: str) -> str:
+    """Save a new agent (built by the command or the admin's form), audit it, and return its first key."""
     agent.full_clean()
     agent.save()
-    audit_append(kind="agent.created", actor=actor, agent=agent, data={"name": name, "scopes": scopes})
-    return agent, agent_key_issue(agent=agent, actor=actor)
+    audit_append(kind="agent.created", actor=actor, agent=agent,
+                 data={field: getattr(agent, field) for field in AUDITED_FIELDS})
+    return agent_key_issue(agent=agent, actor=actor)
+
+
+@transaction.atomic
+def agent_change(*, agent: Agent, actor: str) -> dict[str, list]:
+    """Save an edited agent and audit what changed ({field: [before, after]}).
+
+    A scope or activity change takes effect on the agent's very next request:
+    keys a process remembers are checked against the agent row's version.
+    """
+    agent.full_clean()
+    before = Agent.objects.select_for_update().values(*AUDITED_FIELDS).get(pk=agent.pk)
+    changed = {field: [before[field], getattr(agent, field)] for field in AUDITED_FIELDS
+               if before[field] != getattr(agent, field)}
+    agent.save()
+    if changed:
+        audit_append(kind="agent.changed", actor=actor, agent=agent, data={"changed": changed})
+    return changed
+
+
+@transaction.atomic
+def agent_owners_set(*, agent: Agent, owner_ids: set[int], actor: str) -> None:
+    """Replace the agent's owners (who may not decide its actions), audited when they change."""
+    before = set(agent.owners.values_list("pk", flat=True))
+    if before == owner_ids:
+        return
+    agent.owners.set(owner_ids)
+    audit_append(kind="agent.owners_changed", actor=actor, agent=agent,
+                 data={"before": sorted(before), "after": sorted(owner_ids)})
 
 
 @transaction.atomic

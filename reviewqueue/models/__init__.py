@@ -10,6 +10,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 
 from reviewqueue.core.ids import uuid7
+from riskrouter.types import Tier
 from reviewqueue.core.names import names_within
 from reviewqueue.core.roles import Role
 
@@ -88,10 +89,9 @@ class Status(models.TextChoices):
     HALTED = "halted"
 
 
-class Tier(models.TextChoices):
-    AUTO = "auto"
-    ASYNC_REVIEW = "async_review"
-    BLOCKING = "blocking"
+# The tier is the risk router's (riskrouter.types.Tier, with its order); the
+# column offers exactly its values.
+TIER_CHOICES = [(tier.value, tier.name.replace("_", " ").title()) for tier in Tier]
 
 
 class ReviewState(models.TextChoices):
@@ -104,6 +104,29 @@ class ReviewState(models.TextChoices):
 class Outcome(models.TextChoices):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+
+
+# An open item: work a reviewer still has to do. A blocking action waiting
+# for a decision, or an async action that went ahead and awaits its review.
+OPEN_BLOCKING = models.Q(status=Status.PENDING, tier=Tier.BLOCKING)
+OPEN_ASYNC = models.Q(status=Status.APPROVED, tier=Tier.ASYNC_REVIEW, review_state=ReviewState.AWAITING_REVIEW)
+
+
+class ActionQuerySet(models.QuerySet):
+    """The one definition of "open" and "escalated" that queues, counts, stats and claims share."""
+
+    def open_blocking(self) -> "ActionQuerySet":
+        return self.filter(OPEN_BLOCKING)
+
+    def open_async(self) -> "ActionQuerySet":
+        return self.filter(OPEN_ASYNC)
+
+    def open(self) -> "ActionQuerySet":
+        return self.filter(OPEN_BLOCKING | OPEN_ASYNC)
+
+    def escalated(self) -> "ActionQuerySet":
+        """Open items handed to a group or a person, by the SLA or by a reviewer."""
+        return self.open().filter(escalated_to__gt="")
 
 
 class Action(models.Model):
@@ -122,7 +145,7 @@ class Action(models.Model):
     callback_url = models.URLField(max_length=2048, blank=True)
 
     status = models.CharField(max_length=16, choices=Status.choices)
-    tier = models.CharField(max_length=16, choices=Tier.choices)
+    tier = models.CharField(max_length=16, choices=TIER_CHOICES)
     review_state = models.CharField(max_length=16, choices=ReviewState.choices, default=ReviewState.NONE)
 
     risk_score = models.FloatField()
@@ -200,8 +223,28 @@ class Action(models.Model):
             ),
         ]
 
+    objects = ActionQuerySet.as_manager()
+
     def __str__(self) -> str:
         return f"{self.action_type} ({self.status})"
+
+    @property
+    def is_open_blocking(self) -> bool:
+        return self.status == Status.PENDING and self.tier == Tier.BLOCKING
+
+    @property
+    def is_open_async(self) -> bool:
+        return (self.status == Status.APPROVED and self.tier == Tier.ASYNC_REVIEW
+                and self.review_state == ReviewState.AWAITING_REVIEW)
+
+    @property
+    def is_open(self) -> bool:
+        """Matches ActionQuerySet.open() (a test pins the two together)."""
+        return self.is_open_blocking or self.is_open_async
+
+    @property
+    def is_escalated(self) -> bool:
+        return self.is_open and bool(self.escalated_to)
 
     @property
     def may_execute(self) -> bool:

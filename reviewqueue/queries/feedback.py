@@ -49,9 +49,13 @@ def labels() -> Iterator[riskrouter.LabeledAction]:
         )
 
 
-def override_rates(*, since: datetime | None = None, limit: int = 50) -> list[dict]:
-    """Per agent and action type: decisions, how many said the router was too
-    low or too high, and the share of overrides; most overridden first."""
+def override_report(*, since: datetime | None = None, limit: int = 50) -> tuple[float | None, list[dict]]:
+    """The override rate overall and per agent and action type, most overridden first.
+
+    The one meaning of "override": a decision (escalations aside) that says
+    the router ranked the action too low (TOO_LOW) or too high (TOO_HIGH).
+    The rate is overrides / decisions, overall and per row alike.
+    """
     rows: dict[tuple[str, str], dict] = defaultdict(lambda: {"decisions": 0, "too_low": 0, "too_high": 0})
     decisions = Decision.objects.exclude(kind=DecisionKind.ESCALATE)
     if since is not None:
@@ -69,4 +73,11 @@ def override_rates(*, since: datetime | None = None, limit: int = 50) -> list[di
         for (agent, action_type), row in rows.items()
     ]
     report.sort(key=lambda r: (-r["override_rate"], -r["decisions"], r["agent"], r["action_type"]))
-    return report[:limit]
+    total = sum(r["decisions"] for r in report)
+    overall = sum(r["too_low"] + r["too_high"] for r in report) / total if total else None
+    return overall, report[:limit]
+
+
+def override_rates(*, since: datetime | None = None, limit: int = 50) -> list[dict]:
+    """Per agent and action type (see override_report)."""
+    return override_report(since=since, limit=limit)[1]

@@ -49,6 +49,13 @@ def require_ops(user) -> None:
         raise Forbidden("Only ops may operate the kill switch.")
 
 
+def _escalated_to(user):
+    """The Escalated tab: open items escalated to this user or their groups (every one, for a superuser)."""
+    if roles.sees_every_escalation(user):
+        return Action.objects.escalated()
+    return Action.objects.open().filter(escalated_to__in=roles.escalation_targets(user))
+
+
 def _visible(user) -> Q:
     """Open items this user may work: not escalated, or escalated to them.
 
@@ -150,14 +157,6 @@ def _cursor_decode(cursor: str | None) -> list[str] | None:
         return None
 
 
-def _open_blocking():
-    return Action.objects.filter(status=Status.PENDING, tier=Tier.BLOCKING)
-
-
-def _open_async():
-    return Action.objects.filter(
-        status=Status.APPROVED, tier=Tier.ASYNC_REVIEW, review_state=ReviewState.AWAITING_REVIEW
-    )
 
 
 def _after(queryset, cursor: str | None, field: str):
@@ -184,15 +183,11 @@ def queue_page(*, user, tab: Tab, filters: QueueFilters, cursor: str | None = No
     if tab == Tab.DECIDED:
         return _readable_matches(_decided_page(filters, cursor, limit), filters=filters)
     if tab == Tab.BLOCKING:
-        queryset, field = _open_blocking().filter(_visible(user)), "sla_due_at"
+        queryset, field = Action.objects.open_blocking().filter(_visible(user)), "sla_due_at"
     elif tab == Tab.ASYNC:
-        queryset, field = _open_async().filter(_visible(user)), "created_at"
+        queryset, field = Action.objects.open_async().filter(_visible(user)), "created_at"
     else:
-        targets = Q(escalated_to__gt="") if roles.sees_every_escalation(user) else Q(escalated_to__in=roles.escalation_targets(user))
-        queryset = Action.objects.filter(
-            Q(status=Status.PENDING, tier=Tier.BLOCKING)
-            | Q(status=Status.APPROVED, tier=Tier.ASYNC_REVIEW, review_state=ReviewState.AWAITING_REVIEW)
-        ).filter(targets)
+        queryset = _escalated_to(user)
         field = "sla_due_at"
     queryset = _after(filters.apply(queryset), cursor, field)
     rows = list(
@@ -256,16 +251,12 @@ def queue_counts(*, user) -> dict[Tab, int]:
     def capped(queryset) -> int:
         return queryset.order_by()[:COUNT_CAP].count()
 
-    targets = Q(escalated_to__gt="") if roles.sees_every_escalation(user) else Q(escalated_to__in=roles.escalation_targets(user))
     since = timezone.now() - timedelta(hours=24)
     return {
-        Tab.BLOCKING: capped(_open_blocking().filter(_visible(user))),
-        Tab.ASYNC: capped(_open_async().filter(_visible(user))),
+        Tab.BLOCKING: capped(Action.objects.open_blocking().filter(_visible(user))),
+        Tab.ASYNC: capped(Action.objects.open_async().filter(_visible(user))),
         Tab.ESCALATED: capped(
-            Action.objects.filter(
-                Q(status=Status.PENDING, tier=Tier.BLOCKING)
-                | Q(status=Status.APPROVED, tier=Tier.ASYNC_REVIEW, review_state=ReviewState.AWAITING_REVIEW)
-            ).filter(targets)
+            _escalated_to(user)
         ),
         Tab.DECIDED: capped(Decision.objects.filter(user=user, created_at__gte=since, kind__in=FINAL_KINDS)),
     }
@@ -342,10 +333,10 @@ def action_context(*, action: Action, conversation_limit: int = 50, similar_limi
 
 def action_neighbours(*, user, action: Action) -> tuple[uuid.UUID | None, uuid.UUID | None]:
     """The previous and next item of the action's own queue (for j/k)."""
-    if action.status == Status.PENDING and action.tier == Tier.BLOCKING:
-        queryset, field = _open_blocking().filter(_visible(user)), "sla_due_at"
-    elif action.tier == Tier.ASYNC_REVIEW and action.review_state == ReviewState.AWAITING_REVIEW:
-        queryset, field = _open_async().filter(_visible(user)), "created_at"
+    if action.is_open_blocking:
+        queryset, field = Action.objects.open_blocking().filter(_visible(user)), "sla_due_at"
+    elif action.is_open_async:
+        queryset, field = Action.objects.open_async().filter(_visible(user)), "created_at"
     else:
         return None, None
     value = getattr(action, field)
@@ -385,30 +376,26 @@ def ops_stats(*, since) -> dict:
     from statistics import median
 
     from reviewqueue.models import (
-        Decision,
         OutboxMessage,
         OutboxStatus,
         ReviewState,
         Status,
         Tier,
     )
-    from reviewqueue.queries.feedback import override_rates
+    from reviewqueue.queries.feedback import override_report
 
     decided = Action.objects.filter(decided_at__gte=since, decided_by__isnull=False)
     latencies = sorted(
         (decided_at - created_at).total_seconds()
         for created_at, decided_at in decided.values_list("created_at", "decided_at")[:10_000]
     )
-    reviews = Decision.objects.filter(created_at__gte=since)
-    overrides = reviews.filter(kind__in=["reject", "flag"], action__tier__in=[Tier.AUTO, Tier.ASYNC_REVIEW]).count()
+    override_rate, overrides = override_report(since=since, limit=20)
     return {
         "since": since,
         "queue_depth": {
-            "blocking": Action.objects.filter(status=Status.PENDING).count(),
-            "async_review": Action.objects.filter(
-                tier=Tier.ASYNC_REVIEW, status=Status.APPROVED, review_state=ReviewState.AWAITING_REVIEW
-            ).count(),
-            "escalated": Action.objects.filter(status=Status.PENDING, escalation_level__gt=0).count(),
+            "blocking": Action.objects.open_blocking().count(),
+            "async_review": Action.objects.open_async().count(),
+            "escalated": Action.objects.escalated().count(),
         },
         "sla_breaches": {
             "expired": Action.objects.filter(status=Status.EXPIRED, decided_at__gte=since).count(),
@@ -421,7 +408,7 @@ def ops_stats(*, since) -> dict:
             "p50": median(latencies) if latencies else None,
             "p90": latencies[int(0.9 * (len(latencies) - 1))] if latencies else None,
         },
-        "override_rate": overrides / reviews.count() if reviews.exists() else None,
-        "overrides_by_agent_and_type": override_rates(since=since, limit=20),
+        "override_rate": override_rate,
+        "overrides_by_agent_and_type": overrides,
         "dead_letters": OutboxMessage.objects.filter(status=OutboxStatus.DEAD).count(),
     }

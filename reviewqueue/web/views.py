@@ -36,7 +36,7 @@ from reviewqueue.core.errors import (
     ServiceError,
 )
 from reviewqueue.core.jsonbody import parse_json_body
-from reviewqueue.models import Action, ReviewState, Status, Tier
+from reviewqueue.models import Action, Status, Tier
 from reviewqueue.privacy import masking as privacy
 from reviewqueue.queries import selectors
 from reviewqueue.queries.selectors import QueueFilters, Tab
@@ -109,10 +109,6 @@ def nav(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "reviewqueue/base.html#live-nav", {"tab": tab if tab in Tab._value2member_map_ else ""})
 
 
-def _risk_class(score: float) -> str:
-    return "risk-high" if score >= 0.7 else "risk-medium" if score >= 0.4 else "risk-low"
-
-
 def _short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -136,7 +132,7 @@ def _rows(rows: list[selectors.QueueRow], tab: Tab) -> list[dict]:
             "id": str(a.pk), "href": base.format(a.pk), "summary": _short(shown(a.summary), 160),
             "reason": _short(shown(str(reasons[0])), 110) if reasons else "", "more": max(len(reasons) - 1, 0),
             "agent": a.agent.name, "action_type": a.action_type, "score": f"{a.risk_score:.2f}",
-            "risk_class": _risk_class(a.risk_score), "four_eyes": a.four_eyes, "escalated_to": a.escalated_to,
+            "tier": a.tier, "four_eyes": a.four_eyes, "escalated_to": a.escalated_to,
             "sla_iso": a.sla_due_at.isoformat() if a.sla_due_at else "",
             "sla_text": a.sla_due_at.strftime("due %H:%M:%S UTC") if a.sla_due_at else "",
             "claimed_by": a.claimed_by.get_username()
@@ -157,8 +153,6 @@ def _page_context(request, action: Action, **extra) -> dict:
     ctx = selectors.action_context(action=action)
     masked = privacy.payload_mask(action.payload)
     previous, following = selectors.action_neighbours(user=user, action=action)
-    is_open_blocking = action.tier == Tier.BLOCKING and action.status == Status.PENDING
-    is_open_async = action.tier == Tier.ASYNC_REVIEW and action.review_state == ReviewState.AWAITING_REVIEW
     proposal = lifecycle.proposal_of(action, ctx.decisions)  # what an approval now approves, and who did
     context = {
         "action": action,
@@ -171,9 +165,9 @@ def _page_context(request, action: Action, **extra) -> dict:
         "may_reveal": roles.may_reveal(user),
         "revealed": False,  # the action's text in the clear: only after an audited reveal
         "refusal": roles.decide_refusal(user=user, action=action, owner_ids=ctx.owner_ids),
-        "is_open_blocking": is_open_blocking,
-        "is_open_async": is_open_async,
-        "is_open": is_open_blocking or is_open_async,
+        "is_open_blocking": action.is_open_blocking,
+        "is_open_async": action.is_open_async,
+        "is_open": action.is_open,
         "proposal": proposal,
         "payload_seal": privacy.payload_seal(action.pk, proposal.sha256),
         "approved_by_me": user.pk in proposal.approvers_of(proposal.sha256),
@@ -215,11 +209,8 @@ def action_claim(request: HtmxHttpRequest, action_id: uuid.UUID) -> HttpResponse
         _, action = lifecycle.action_claim(
             action=action, user=request.user, take_over=bool(request.POST.get("take_over")),
         )
-    is_open = (action.tier == Tier.BLOCKING and action.status == Status.PENDING) or (
-        action.tier == Tier.ASYNC_REVIEW and action.review_state == ReviewState.AWAITING_REVIEW
-    )
     context = {"action": action, "claim_held_by_me": action.claimed_by_id == request.user.pk,
-               "closed": not is_open, "now_at": timezone.now()}
+               "closed": not action.is_open, "now_at": timezone.now()}
     if request.htmx:
         return render(request, "reviewqueue/action.html#claim", context)
     return redirect("action", action_id=action.pk)

@@ -1,5 +1,9 @@
 """For migrations: SQL that runs only on PostgreSQL. SQLite has no PL/pgSQL;
-there the code does in Python what these triggers and functions do."""
+there the code does in Python what these triggers and functions do.
+
+Frozen with the migrations that use it: it holds no SQL of its own (each
+migration carries its whole SQL as a literal), and a change here would
+change what every one of them runs."""
 
 from django.db import migrations
 

@@ -27,12 +27,14 @@ def _fresh_cache():
     from reviewqueue.actions import lifecycle
     from reviewqueue.controls import sla
     from reviewqueue.credentials import keys as credentials
+    from riskrouter import registry
 
     yield
     cache.clear()
     credentials._memory.clear()
     lifecycle._SEEN.clear()
     sla.policies_invalidate()
+    registry.reset()  # a test's policy rules leave with its transaction
 
 
 class AgentClient:

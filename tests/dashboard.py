@@ -35,20 +35,22 @@ def blocking(agent_client, **overrides) -> Action:
     return action
 
 
-ASYNC_TYPES = ("crm.contact.update", "linkedin.posts.create", "hris.employee.update", "HassTurnOn")
-
-
 def async_review(agent_client, **overrides) -> Action:
-    """A medium-risk action the router sends to after-the-fact review."""
-    # The router lifts an agent's first action of a type one tier; the second lands.
-    for action_type in [t for t in ASYNC_TYPES for _ in range(2)]:
-        response = agent_client.submit({**golden(action_type), **overrides})
-        assert response.status_code == 201, response.content
-        action = Action.objects.select_related("agent").get(pk=response.json()["id"])
-        if action.tier == "async_review":
-            assert action.review_state == "awaiting_review"
-            return action
-    raise AssertionError("no golden action routed to async_review")
+    """A medium-risk action the router sends to after-the-fact review: chosen
+    by an admin's policy rule, not left to what the model happens to decide."""
+    from riskrouter import registry
+    from riskrouter.models import PolicyRule
+
+    PolicyRule.objects.get_or_create(name="test-reviewed-after", defaults={
+        "kind": "pattern", "match": "notes.review.*", "tier": "async_review", "reason": "notes are reviewed after",
+    })
+    registry.reset()  # the rule applies now, not at the next refresh (conftest resets after the test)
+    body = {"action_type": "notes.review.update", "tool": "", "summary": "Add a note to ticket 7",
+            "payload": {"ticket": 7, "note": "called back"}, **overrides}
+    agent_client.submit({**body, "conversation_id": "warm-up"})  # an agent's first of a type goes one tier up
+    action = submit(agent_client, **body)
+    assert (action.tier, action.review_state) == ("async_review", "awaiting_review"), action.risk_reasons
+    return action
 
 
 def four_eyes(agent_client, **overrides) -> Action:

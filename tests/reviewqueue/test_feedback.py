@@ -34,11 +34,13 @@ def test_decisions_become_labels_and_overrides(agent_client, reviewer):
     assert rates[("billing-bot", "docs.edit")]["override_rate"] == 1.0
 
 
-def test_the_feedback_source_setting_points_at_the_labels(settings):
+def test_the_router_trains_on_reviewers_decisions_through_the_configured_source(agent_client, reviewer):
     from riskrouter.feedback import load_feedback
 
-    assert settings.RISKROUTER_FEEDBACK_SOURCE == "reviewqueue.queries.feedback.labels"
     assert load_feedback() == []
+    rejected = agent_client.submit(summary="Refund $9,000 to a new card").json()["id"]
+    _decide(rejected, reviewer, "reject")
+    assert [(row.action.summary, row.label) for row in load_feedback()] == [("Refund $9,000 to a new card", "high")]
 
 
 def test_replay_routing_shows_how_tiers_would_move(agent_client, capsys):

@@ -1,6 +1,7 @@
-"""The kill switch: scopes, the check on the submit path, engage and release.
+"""The kill switch: scopes and the check on the submit path.
 
-The submit path checks the switches inside its own transaction, under a shared
+Engaging and releasing (which halts actions) is actions.kill_switches. The
+submit path checks the switches inside its own transaction, under a shared
 advisory lock that `kill_switch_set` takes exclusively (PostgreSQL): an engage
 waits for in-flight submissions to commit and then halts them, and every
 submission after it sees the switch. Nothing is cached, so no stale read can
@@ -10,11 +11,9 @@ let an action through; if the state can't be read, the request fails (503).
 from __future__ import annotations
 
 import re
-from functools import cache, partial
 
 from django.db import connection
 
-from reviewqueue.core import rawsql
 from reviewqueue.core.errors import InvalidInput
 from reviewqueue.core.names import names_touch
 from reviewqueue.models import Agent, KillSwitch
@@ -52,35 +51,14 @@ def engaged_covering(
     return None
 
 
-# What the submit function raises when a switch is engaged (migration 0007).
-ENGAGED_SQLSTATE = "RQ423"
-
-
-def is_engaged_error(error: BaseException) -> bool:
-    return rawsql.sqlstate(error) == ENGAGED_SQLSTATE
-
-
-@cache
-def _engaged_sql() -> str:
-    table, column = rawsql.table(KillSwitch), partial(rawsql.column, KillSwitch)
-    return (f"SELECT {column('id')}, {column('scope')}, {column('reason')} FROM {table}"
-            f" WHERE {column('engaged')} ORDER BY {column('scope')}")
-
-
 def engaged_switches() -> list[KillSwitch]:
     """Every engaged switch, read under the shared lock; call inside the
-    transaction that writes the submissions it admits. Hand-written SQL in one
-    round trip, since every submission runs it (see rawsql)."""
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # Two statements in one message: the second takes its snapshot
-            # after the first has the lock.
-            cursor.execute(f"SELECT pg_advisory_xact_lock_shared({LOCK}); {_engaged_sql()}")
-            cursor.nextset()
-        else:
-            cursor.execute(_engaged_sql())
-        rows = cursor.fetchall()
-    return [KillSwitch.from_db(connection.alias, ("id", "scope", "reason"), row) for row in rows]
+    transaction that writes the submissions it admits."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            # Held until COMMIT; the read below takes its snapshot after it is held.
+            cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [LOCK])
+    return list(KillSwitch.objects.filter(engaged=True).order_by("scope").only("id", "scope", "reason"))
 
 
 def kill_switch_status(*, agent: Agent) -> tuple[bool, list[KillSwitch]]:

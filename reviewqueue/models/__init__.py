@@ -1,5 +1,5 @@
 """Tables of the review queue. Writes go through the service modules
-(lifecycle, credentials, audit, killswitch); nothing here assigns a status."""
+(actions, credentials, audit, controls); nothing here assigns a status."""
 
 import secrets
 from typing import Any

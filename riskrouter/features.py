@@ -16,10 +16,20 @@ from typing import Any
 
 from . import money
 from .indicators import Indicators, detect
-from .rules import BLOCKING_WORDS, READ_WORDS
 from .statements import heads, strip_literals
 from .tokens import split_identifier
 from .types import ActionInput
+from .vocabulary import (
+    DOING_VERBS,
+    EXEC_TYPE_WORDS,
+    MONEY_READING_VERBS,
+    MONEY_WORDS,
+    READ_ONLY_VERBS,
+    SEARCH_VERBS,
+    SENDING_VERBS,
+    VERB_FAMILIES,
+    WRITE_VERBS,
+)
 
 FEATURES_VERSION = "f5"
 
@@ -55,27 +65,7 @@ _COMMAND_KEYS = frozenset("command commands cmd cmds script scripts sql statemen
 # the value reads like SQL (a Gmail "query" is a search, not a statement).
 _MAYBE_COMMAND_KEYS = frozenset("query queries q code expression input text body content".split())
 _SQL_START = re.compile(r"^\s*(?:select|with|insert|update|delete|drop|truncate|alter|create|merge|explain|grant|revoke)\b", re.I)
-# Verbs after which a URL in the payload is where data goes, not what is read.
-_SENDING_VERBS = frozenset("submit post send upload publish share forward webhook put create fill".split())
-_SEARCH_VERBS = frozenset("search find grep lookup".split())
-_EXEC_TYPE_WORDS = frozenset("shell bash terminal exec execute sql cli ssh psql mysql redis command".split())
-READ_VERBS = frozenset(
-    "get list read search lookup find fetch query view describe show retrieve count check status preview "
-    "inspect browse download export quote estimate calculate diff validate explain report summarize".split()
-)
-WRITE_VERBS = frozenset(
-    "create update delete remove send post put patch set add write insert upsert grant revoke transfer pay "
-    "refund charge cancel publish share invite move rename archive apply deploy run execute exec drop purge "
-    "destroy terminate disable enable approve submit merge push reply forward upload restore reset rotate "
-    "assign attach detach modify change replace import sync scale restart stop start reboot kill void".split()
-)
 
-
-_MONEY_WORDS = money.MONEY_VERBS | money.MAYBE_MONEY_VERBS | money.MONEY_NOUNS
-# Verbs that do something besides the money word itself: "refunds.create" moves money, "refund.status" reads.
-_DOING_VERBS = (WRITE_VERBS | money.MAKING_VERBS) - _MONEY_WORDS
-
-VERB_FAMILIES = {**{k.replace(" ", "_"): v for k, v in BLOCKING_WORDS.items()}, "reads": READ_WORDS}
 # Word → its families: featurize looks up each word once instead of scanning every family.
 _FAMILIES_OF: dict[str, frozenset[str]] = {
     word: frozenset(family for family, vocabulary in VERB_FAMILIES.items() if word in vocabulary)
@@ -183,9 +173,9 @@ def analyze(action: ActionInput, *, company_domains: Iterable[str] = ("acme.exam
     type_set = set(type_words)
     # A name made only of read verbs ("HubSpotGetContact") sends nothing, so
     # the addresses in it are lookups, not recipients.
-    read_only_type = bool(type_set & READ_VERBS) and not type_set & WRITE_VERBS
-    searching = bool(type_set & _SEARCH_VERBS)
-    executes = bool(type_set & _EXEC_TYPE_WORDS)
+    read_only_type = bool(type_set & READ_ONLY_VERBS) and not type_set & WRITE_VERBS
+    searching = bool(type_set & SEARCH_VERBS)
+    executes = bool(type_set & EXEC_TYPE_WORDS)
     command_parts: dict[str, list[str]] = {}
     for path, value in leaves:
         leaf = path.rsplit(".", 1)[-1]
@@ -209,7 +199,7 @@ def analyze(action: ActionInput, *, company_domains: Iterable[str] = ("acme.exam
             key_values.append((leaf, str(value)))
         if not read_only_type and (
             leaf.lower() in _RECIPIENT_KEYS or any(w in ("recipient", "recipients", "to", "cc", "bcc") for w in leaf_words)
-            or (set(leaf_words) & {"url", "endpoint", "webhook", "callback", "destination"} and type_set & _SENDING_VERBS)
+            or (set(leaf_words) & {"url", "endpoint", "webhook", "callback", "destination"} and type_set & SENDING_VERBS)
         ):
             recipients.append(str(value))
         words = _path_words(path)
@@ -264,7 +254,7 @@ def analyze(action: ActionInput, *, company_domains: Iterable[str] = ("acme.exam
     money_words = money.moves_money(type_words)
     # A name that only reads ("payments.refund.status", "payouts.list") moves nothing.
     moves_money = money_words if money_words and (
-        not type_set & money.READING_VERBS or type_set & _DOING_VERBS
+        not type_set & MONEY_READING_VERBS or type_set & DOING_VERBS
     ) else ()
     if moves_money and not moved and not unread:
         unread.append("no amount in the payload")
@@ -294,7 +284,7 @@ def _unread_amount(leaf_words: list[str], value: Any, number: float | None) -> l
     keys = set(leaf_words)
     if keys & money.NOT_AMOUNT_WORDS:
         return []
-    if keys & money.WHOLE_WORDS and keys & (_AMOUNT_WORDS | _MONEY_WORDS) and value not in (
+    if keys & money.WHOLE_WORDS and keys & (_AMOUNT_WORDS | MONEY_WORDS) and value not in (
         False, None, "", 0, "false", "no",
     ):
         return ["asks for the full amount"]  # full_refund: true, refund_all, amount: "max"...

@@ -13,35 +13,7 @@ import math
 import re
 from collections.abc import Sequence
 
-# Verbs that move money whatever else the name says (`payments.refund`, `PayPalSendMoney`).
-MONEY_VERBS = frozenset(
-    "refund refunds payout payouts pay wire wires withdraw withdraws withdrawal withdrawals disburse disbursement "
-    "disbursements remit remittance reimburse reimbursement donate donation".split()
-)
-# Words that move money only when nothing in the name says they are about
-# something else: a Drive "transfer_ownership", a "charge_limit" on a car.
-MAYBE_MONEY_VERBS = frozenset(
-    "transfer transfers charge charges purchase purchases buy checkout trade sell".split()
-)
-# Nouns that move money beside a verb that makes or sends something (`send_money`, `payment_intents.create`).
-MONEY_NOUNS = frozenset("money funds cash payment payments".split())
-MAKING_VERBS = frozenset(
-    "create make send execute initiate process capture confirm issue submit post move add complete release "
-    "schedule trigger request approve run".split()
-)
-# Verbs that make a money name a read (`payments.refund.status`, `payouts.list`); narrower than
-# features.READ_VERBS, where "report" and "export" are reads but an expense "report" is reimbursed.
-READING_VERBS = frozenset(
-    "get list read search lookup find fetch query view describe show retrieve status preview quote estimate "
-    "calculate inspect browse simulate validate".split()
-)
-NOT_MONEY_OBJECTS = frozenset(
-    "ownership owner owners file files folder folders document documents doc docs ticket tickets call calls chat "
-    "chats conversation conversations case cases domain domains repo repos repository repositories project projects "
-    "license licenses data device devices port limit battery vehicle car ev charger charging station stations queue "
-    "lead leads contact contacts deal deals dispute disputes evidence method methods reminder reminders link links "
-    "page pages".split()
-)
+from .vocabulary import MAYBE_MONEY_VERBS, MONEY_MAKING_VERBS, MONEY_NOUNS, MONEY_VERBS, NOT_MONEY_OBJECTS
 
 # Payload keys that name an amount: a number under one is an amount, and a
 # money-moving action whose only such value can't be read is blocked.
@@ -97,7 +69,7 @@ def moves_money(words: Sequence[str]) -> tuple[str, ...]:
     found = [w for w in words if w in MONEY_VERBS]
     if not NOT_MONEY_OBJECTS.intersection(words):
         found += [w for w in words if w in MAYBE_MONEY_VERBS]
-        if MAKING_VERBS.intersection(words):
+        if MONEY_MAKING_VERBS.intersection(words):
             found += [w for w in words if w in MONEY_NOUNS]
     return tuple(dict.fromkeys(found))
 

@@ -114,7 +114,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     # the admin's policy rules). Names that only read money (`refund.status`,
     # `payouts.list`) don't move it, see features.analyze. No `unless`: money
     # wins where the words disagree (`expensify_reimburse_report` is a read to
-    # features.READ_VERBS, but an expense report is reimbursed).
+    # vocabulary.READ_ONLY_VERBS, but an expense report is reimbursed).
     Rule(name="money-moves", kind="indicator", match="moves_money", reason="moves money"),
     Rule(name="bulk-recipients", kind="threshold", match="recipients", value=100),
     Rule(name="bulk-rows", kind="threshold", match="rows", value=10_000, tier=Tier.ASYNC_REVIEW.value,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from .vocabulary import CLI_READ_VERBS, CLI_WRITE_VERBS
+
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|`[^`]*`|\$\$.*?\$\$", re.DOTALL)
 _SEGMENTS = re.compile(r"\|\|?|&&|;|\n|\$\(|\bthen\b|\bdo\b")
 _WORD = re.compile(r"[A-Za-z_][\w.-]*")
@@ -71,22 +73,10 @@ def heads(command: str) -> list[str]:
     return found
 
 
-# For CLIs whose first word is a noun (`gcloud compute instances list`): a
-# segment reads when a read verb appears and no write verb does.
-_READ_VERBS = frozenset(
-    "list ls get describe show plan diff validate compile check status logs view inspect history top explain "
-    "lookup-events get-instance-view search query read cat".split()
-)
-_WRITE_VERBS = frozenset(
-    "create delete update apply restart scale set push publish deploy run install uninstall destroy rm remove "
-    "upgrade sync put patch insert drop alter truncate rollout start stop kill terminate attach detach grant "
-    "revoke import tag merge reset rebase commit write cp mv chmod chown".split()
-)
-
-
 def segment_is_read(command: str) -> bool:
+    """For CLIs whose first word is a noun (`gcloud compute instances list`): a read verb and no write verb."""
     words = [w.lower() for w in _WORD.findall(strip_literals(command)) if not w.startswith("-")]
-    return bool(set(words) & _READ_VERBS) and not set(words) & _WRITE_VERBS
+    return bool(set(words) & CLI_READ_VERBS) and not set(words) & CLI_WRITE_VERBS
 
 
 def head_is_read(head: str) -> bool:

@@ -21,8 +21,9 @@ through a mask first:
   `text_mask` for every user, seniors too: it is shown in the clear only on an
   action's page after an audited reveal (`action_reveal`), like the payload.
 
-The detectors are riskrouter's (`personal_spans`); keys whose whole value is
-personal are listed here.
+The detectors are the risk router's (`riskrouter.personal`): `personal_spans`
+in text, `PERSONAL_KEY` for keys whose whole value is personal, so what the
+router flags is what is masked.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from reviewqueue.core import roles
 from reviewqueue.core.canonical import canonical_json
 from reviewqueue.core.errors import Forbidden, InvalidInput
 from reviewqueue.models import Action
-from riskrouter.indicators import EMAIL, personal_spans
+from riskrouter.personal import EMAIL, KEY_KINDS, PERSONAL_KEY, personal_spans
 
 OPEN, CLOSE = "⟦", "⟧"
 # At most 9 digits: a longer number is text, never an int() of thousands of digits.
@@ -49,18 +50,6 @@ TOKEN = re.compile(r"⟦[a-z_]+ #(\d{1,9})(?::[^⟦⟧]*)?⟧")
 DOT = "•••"
 # Originals shorter than this are matched only as whole values, not inside text.
 _MIN_INNER = 3
-
-# Keys whose whole value is personal (or secret), whatever it looks like.
-_SENSITIVE_KEY = re.compile(
-    r"(?i)(?:^|[_\-.])(?:e-?mail|phone|mobile|tel|ssn|social_security|dob|date_of_birth|birth_?date|"
-    r"address|street|postcode|zip|iban|account_number|card_number|card|cvc|cvv|passport|tax_id|"
-    r"national_id|password|passwd|secret|api_key|token)(?:$|[_\-.])"
-)
-_KINDS = (("mail", "email"), ("phone", "phone"), ("mobile", "phone"), ("tel", "phone"), ("iban", "iban"),
-          ("card", "card"), ("account", "account"), ("ssn", "ssn"), ("social", "ssn"), ("pass", "secret"),
-          ("secret", "secret"), ("token", "secret"), ("api_key", "secret"), ("birth", "birth_date"),
-          ("dob", "birth_date"), ("address", "address"), ("street", "address"), ("zip", "address"),
-          ("postcode", "address"))
 
 
 @dataclass
@@ -94,7 +83,7 @@ def _kind_of(path: str, value) -> str:
     if isinstance(value, str) and EMAIL.fullmatch(value):
         return "email"
     key = path.rsplit(".", 1)[-1].lower()
-    return next((kind for word, kind in _KINDS if word in key), "personal")
+    return next((kind for word, kind in KEY_KINDS if word in key), "personal")
 
 
 def _as_text(value: Any) -> str | None:
@@ -202,7 +191,7 @@ class _Masker:
             for key, item in value.items():
                 # Paths are built from masked keys: they are shown and audited, and a key may be personal.
                 masked_key = self.leaf(str(key), path, False)
-                out[masked_key] = self.walk(item, f"{path}.{masked_key}", bool(_SENSITIVE_KEY.search(str(key))))
+                out[masked_key] = self.walk(item, f"{path}.{masked_key}", bool(PERSONAL_KEY.search(str(key))))
             return out
         if isinstance(value, list):
             return [self.walk(item, f"{path}[{i}]", sensitive) for i, item in enumerate(value)]

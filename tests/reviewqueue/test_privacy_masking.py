@@ -23,6 +23,8 @@ from django.contrib.auth.models import Permission
 from reviewqueue.actions import lifecycle
 from reviewqueue.core.canonical import sha256_hex
 from reviewqueue.models import Action, AuditEvent
+from reviewqueue.privacy.masking import payload_mask, text_mask
+from riskrouter.personal import PERSONAL_KEY, personal_spans
 from tests import dashboard as d
 from tests.conftest import _user
 
@@ -381,3 +383,31 @@ def test_group_notifications_and_the_admins_outbox_and_audit_pages_stay_masked(s
     for probe in ("outboxmessage/?body__icontains=hunter2", "auditevent/?data__icontains=jane"):
         found = clerk.get(f"/admin/reviewqueue/{probe}")
         assert found.status_code == 400 or str(webhook.pk) not in found.text, probe
+
+
+DETECTABLE = (f"Refund {EMAIL}, card 4111 1111 1111 1111, IBAN DE89370400440532013000, SSN {SSN}, call {PHONE}, "
+              f"password={PASSWORD}; Amazon order 113-8823341-0091827 on 2024-06-11 for 42 USD")
+
+
+def test_text_is_masked_exactly_where_the_routers_detectors_find_personal_data():
+    """Masking has no detectors of its own: what riskrouter.personal finds is hidden, the rest kept as written."""
+    spans = personal_spans(DETECTABLE)
+    assert [kind for kind, _, _ in spans] == ["email", "card", "iban", "ssn", "phone", "secret"]
+    pieces = re.split(r"⟦([a-z_]+): [^⟦⟧]*⟧", text_mask(DETECTABLE))
+    bounds = [0, *(at for _, start, end in spans for at in (start, end)), len(DETECTABLE)]
+    assert pieces[1::2] == [kind for kind, _, _ in spans]
+    assert pieces[0::2] == [DETECTABLE[bounds[i]:bounds[i + 1]] for i in range(0, len(bounds), 2)]
+    assert "113-8823341-0091827 on 2024-06-11 for 42 USD" in pieces[-1]  # look-alikes stay readable
+
+
+def test_a_payload_is_masked_where_the_routers_detectors_or_its_personal_key_names_say():
+    payload = {"customer_email": "ask at the desk", "shipping_zip": "94107", "card_cvc": 123, "mobile_phone": "n/a",
+               "zipper": "94107-x", "tokenizer": "bpe", "note": DETECTABLE}
+    masked = payload_mask(payload)
+    expected = []
+    for key, value in payload.items():
+        expected += [value] if PERSONAL_KEY.search(key) else [value[s:e] for _, s, e in personal_spans(value)]
+    assert masked.originals == expected
+    assert [masked.value[key].split(" #")[0] for key in ("customer_email", "shipping_zip", "card_cvc", "mobile_phone")] == [
+        "⟦email", "⟦address", "⟦card", "⟦phone"]  # the kind the key names (KEY_KINDS)
+    assert (masked.value["zipper"], masked.value["tokenizer"]) == ("94107-x", "bpe")

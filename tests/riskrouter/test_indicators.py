@@ -5,15 +5,8 @@ from __future__ import annotations
 import pytest
 
 from riskrouter.features import analyze
-from riskrouter.indicators import (
-    find_cards,
-    find_ibans,
-    find_injection,
-    find_phones,
-    find_secrets,
-    iban_ok,
-    luhn_ok,
-)
+from riskrouter.indicators import find_injection
+from riskrouter.personal import find_cards, find_ibans, find_phones, find_secrets, iban_ok, luhn_ok
 from tests.riskrouter.conftest import action
 
 

@@ -10,9 +10,9 @@ from django.core.validators import RegexValidator
 from django.db import models
 
 from reviewqueue.core.ids import uuid7
-from riskrouter.types import Tier
 from reviewqueue.core.names import names_within
 from reviewqueue.core.roles import Role
+from riskrouter.types import Tier
 
 AGENT_NAME = RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$", "Letters, digits, '.', '_' and '-'.")
 
@@ -196,6 +196,8 @@ class Action(models.Model):
     outcome_detail = models.TextField(blank=True)
     outcome_at = models.DateTimeField(null=True, blank=True)
 
+    objects = ActionQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at"]
         indexes = [
@@ -222,8 +224,6 @@ class Action(models.Model):
                 condition=models.Q(review_state="awaiting_review"),
             ),
         ]
-
-    objects = ActionQuerySet.as_manager()
 
     def __str__(self) -> str:
         return f"{self.action_type} ({self.status})"
@@ -298,6 +298,9 @@ class IdempotencyKey(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["agent", "key"], name="idempotency_key_per_agent")]
 
+    def __str__(self) -> str:
+        return f"{self.key} → {self.action_id}"
+
 
 class RateCounter(models.Model):
     """A fixed-window counter, used when no Redis cache is configured."""
@@ -305,6 +308,9 @@ class RateCounter(models.Model):
     key = models.CharField(max_length=250, primary_key=True)
     count = models.PositiveIntegerField()
     expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.count}"
 
 
 class RefusalTally(models.Model):
@@ -324,6 +330,9 @@ class RefusalTally(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["agent", "kind", "window_start"], name="refusal_tally_window")]
 
+    def __str__(self) -> str:
+        return f"{self.kind} ({self.count + 1}) from {self.window_start:%Y-%m-%d %H:%M}"
+
 
 class WaitSlot(models.Model):
     """One long-poll in progress, when no Redis holds the count: an agent
@@ -333,6 +342,9 @@ class WaitSlot(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="+")
     expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"wait {self.pk} until {self.expires_at:%H:%M:%S}"
 
 
 class KillSwitch(models.Model):

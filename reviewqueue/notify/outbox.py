@@ -194,7 +194,7 @@ def _failed(message: OutboxMessage, error: str) -> str:
         logger.warning("outbox message %s is a dead letter: %s", message.pk, error)
         return "dead"
     base = settings.REVIEWQUEUE["OUTBOX_BACKOFF_SECONDS"]
-    delay = random.uniform(0, base * 2 ** attempts)  # full jitter
+    delay = random.uniform(0, base * 2 ** attempts)  # noqa: S311 (full jitter, not a secret)
     OutboxMessage.objects.filter(pk=message.pk).update(
         attempts=attempts, last_error=error, next_attempt_at=timezone.now() + timedelta(seconds=delay)
     )

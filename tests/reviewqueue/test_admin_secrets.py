@@ -28,7 +28,7 @@ def _cookie_texts(response: httpx.Response) -> list[str]:
             try:
                 raw = signing.b64_decode(part.lstrip(".").encode())
                 texts.append((zlib.decompress(raw) if part.startswith(".") else raw).decode("utf-8", "replace"))
-            except Exception:  # not base64, or not compressed: the raw header is kept above
+            except Exception:  # noqa: S112 (not base64, or not compressed: the raw header is kept above)
                 continue
     return texts
 

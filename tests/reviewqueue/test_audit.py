@@ -80,10 +80,9 @@ def test_verify_audit_exits_1_naming_the_first_broken_event(agent_client, sql, p
 def test_postgresql_refuses_to_change_the_trail(agent_client, sql):
     """Even for the tables' owner (TRUNCATE and other roles: test_database_role.py)."""
     agent_client.submit()
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no deferred FK checks pending
-            cursor.execute(sql)
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no deferred FK checks pending
+        cursor.execute(sql)
     assert AuditEvent.objects.count() == 3
 
 

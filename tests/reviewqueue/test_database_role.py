@@ -72,8 +72,8 @@ def test_a_role_that_may_truncate_but_does_not_own_the_trail_cannot_wipe_or_chan
     assert [answer.status_code for answer in _submit(live_server.url, agent, 3)] == [201] * 3
     events = AuditEvent.objects.count()
 
-    with pg_role("GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA public TO {role}") as role:
-        with _connect(role) as attacker:
+    with pg_role("GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA public TO {role}") as role, \
+            _connect(role) as attacker:
             attacker.execute("SET reviewqueue.audit_maintenance = 'on'")  # the escape hatch that was
             with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
                 attacker.execute(attack)

@@ -46,7 +46,7 @@ def test_no_input_yields_a_server_error_and_at_least_500_cases_ran(credentials, 
             if case.path_parameters and case.path_parameters.get("action_id") == "":
                 case.path_parameters["action_id"] = credentials["action_id"]
             response = case.call(base_url=live_server.url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
-            ran[operation.label] = ran.get(operation.label, 0) + 1
+            ran[case.operation.label] = ran.get(case.operation.label, 0) + 1
             case.validate_response(response, checks=[not_a_server_error])
             content_type = {k.lower(): v for k, v in response.headers.items()}.get("content-type")
             assert "application/json" in str(content_type), (response.status_code, response.text[:200])

@@ -69,7 +69,7 @@ def test_engaging_halts_pending_actions_in_scope(agent_client, other_agent_clien
 @pytest.mark.django_db(transaction=True)
 def test_engaging_wakes_a_waiting_agent(agent_client):
     action_id = agent_client.submit().json()["id"]
-    timer = threading.Timer(0.3, kill_switch_set, kwargs=dict(scope="global", engaged=True, reason="stop", actor="cli"))
+    timer = threading.Timer(0.3, kill_switch_set, kwargs={"scope": "global", "engaged": True, "reason": "stop", "actor": "cli"})
     timer.start()
     started = time.monotonic()
     body = agent_client.get(f"/actions/{action_id}/wait", timeout=10).json()

@@ -100,7 +100,7 @@ def test_filters_narrow_by_agent_type_risk_and_text(rita, agent_client):
     assert ids(rita.get("/queue/blocking/", {"agent": "crm-bot"})) == [str(email.pk)]
     assert ids(rita.get("/queue/blocking/", {"action_type": "payments."})) == [str(refund.pk)]
     assert ids(rita.get("/queue/blocking/", {"q": "DUPLICATE"})) == [str(refund.pk)]
-    low, high = sorted([refund, email], key=lambda a: a.risk_score)
+    _low, high = sorted([refund, email], key=lambda a: a.risk_score)
     above = rita.get("/queue/blocking/", {"risk_min": f"{high.risk_score:.4f}"})
     assert str(high.pk) in ids(above)
     assert ids(rita.get("/queue/blocking/", {"risk_min": "0", "risk_max": "0.01"})) == []

@@ -37,7 +37,7 @@ class Command(BaseCommand):
         since_at = parse_since(since) if since else None
         checkpoints = checkpoints_read()
         walk = ChainWalk(checkpoints)
-        stream = open(output, "w", encoding="utf-8") if output else sys.stdout
+        stream = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115 (closed below, unless stdout)
         count = 0
         try:
             for event in audit_export(since=since_at, walk=walk):

@@ -9,6 +9,7 @@ import os
 import re
 import secrets
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -143,7 +144,7 @@ WSGI_APPLICATION = "config.wsgi.application"
 
 def _database() -> dict:
     url = env_str("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'reviewqueue.sqlite3'}"
-    config = dj_database_url.parse(url, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", default=0))
+    config = dj_database_url.parse(url)
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # WAL lets the web process read while the worker writes; the busy
         # timeout and IMMEDIATE transactions turn lock contention into waiting
@@ -156,17 +157,35 @@ def _database() -> dict:
         # A file, not the shared in-memory database: threads of the live
         # test server and worker processes lock and wait as in production.
         config["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+    config["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", default=0)
     if config["ENGINE"] == "django.db.backends.postgresql":
+        options = config.setdefault("OPTIONS", {})
         # Only the submit path's server-bound statements are prepared (see
-        # reviewqueue/rawsql.py); the ORM's client-side binding never is.
+        # reviewqueue/core/rawsql.py); the ORM's client-side binding never is.
+        # Off behind PgBouncer in transaction mode, where a connection's next
+        # transaction may run on another server session.
         prepared = env_bool("DATABASE_PREPARED_STATEMENTS", default=True)
-        config.setdefault("OPTIONS", {})["prepare_threshold"] = 0 if prepared else None
-        if pool_size := env_int("DATABASE_POOL_MAX_SIZE", default=0):
-            # One psycopg pool per process shared by its threads; a request
-            # returns its connection at the end, a long-poll before it waits.
-            config["CONN_MAX_AGE"] = 0
-            config.setdefault("OPTIONS", {})["pool"] = {"min_size": 2, "max_size": pool_size, "timeout": 10}
+        options["prepare_threshold"] = 0 if prepared else None
+        if pool_size := _pool_size(persistent=config["CONN_MAX_AGE"] > 0):
+            # One psycopg pool per process shared by its threads: a request
+            # takes a connection at its first query and returns it at its end,
+            # a long-poll before it waits. Opening a connection per request
+            # instead cost more than the rest of a submission (bench/submit_bench.py).
+            options["pool"] = {"min_size": 2, "max_size": pool_size, "timeout": 10}
     return config
+
+
+def _pool_size(*, persistent: bool) -> int:
+    """DATABASE_POOL_MAX_SIZE, 16 unless persistent connections were asked
+    for instead (DATABASE_CONN_MAX_AGE); 0 turns the pool off."""
+    if "DATABASE_POOL_MAX_SIZE" not in os.environ:
+        return 0 if persistent else 16
+    size = env_int("DATABASE_POOL_MAX_SIZE", default=16)
+    if size and persistent:
+        raise ImproperlyConfigured(
+            "DATABASE_POOL_MAX_SIZE and DATABASE_CONN_MAX_AGE: set one (a pooled connection is never kept by a thread)"
+        )
+    return size
 
 
 DATABASES = {"default": _database()}
@@ -319,7 +338,7 @@ def _webhook_allowed_networks() -> list[str]:
 
 
 # Product settings.
-REVIEWQUEUE = {
+REVIEWQUEUE: dict[str, Any] = {
     "MAX_BODY_BYTES": 64 * 1024,
     "MAX_SUMMARY_CHARS": 2000,
     "MAX_JSON_DEPTH": 32,

@@ -15,7 +15,7 @@ FROM pg_roles r, pg_class c WHERE r.rolname = current_user AND c.oid = to_regcla
 def database_role_check(app_configs=None, databases=None, **kwargs) -> list[checks.CheckMessage]:
     """The service must not run as a PostgreSQL superuser or as the owner of its
     tables: either could switch off, empty or drop the audit trail."""
-    found = []
+    found: list[checks.CheckMessage] = []
     for alias in databases or ["default"]:
         connection = connections[alias]
         if connection.vendor != "postgresql":

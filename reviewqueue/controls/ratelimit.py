@@ -50,13 +50,17 @@ def _connection() -> redis.Connection:
     clients = getattr(_per_thread, "clients", None)
     if clients is None:
         clients = _per_thread.clients = {}
-    client = clients.get(settings.REDIS_URL)
+    url = str(settings.REDIS_URL)  # only called when it is set
+    client = clients.get(url)
     if client is None:
-        client = clients[settings.REDIS_URL] = redis.Redis.from_url(
-            settings.REDIS_URL, single_connection_client=True,
+        client = clients[url] = redis.Redis.from_url(
+            url, single_connection_client=True,
             socket_timeout=settings.REDIS_TIMEOUT_SECONDS, socket_connect_timeout=settings.REDIS_TIMEOUT_SECONDS,
         )
-    return client.connection
+    connection = client.connection
+    if connection is None:  # single_connection_client made one above
+        raise RuntimeError("redis client without its connection")
+    return connection
 
 
 def _run_script(script: str, sha: str, keys: list[str], *args: object):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import time
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db.models.signals import post_delete, post_save
@@ -24,7 +25,7 @@ from reviewqueue.models import (  # noqa: F401 (steps_validate: part of this mod
     steps_validate,
 )
 
-DEFAULT_STEPS = {
+DEFAULT_STEPS: dict[str, list[dict[str, Any]]] = {
     # Half the SLA: senior reviewers; the full SLA: expire, failing closed.
     Tier.BLOCKING: [{"at": 0.5, "do": ESCALATE, "group": Role.SENIOR_REVIEWER}, {"at": 1.0, "do": EXPIRE}],
     # Reviewed after the fact: overdue at the SLA, ops alerted at twice it.
@@ -32,7 +33,7 @@ DEFAULT_STEPS = {
 }
 
 
-_cache: dict[str, object] = {"policies": None, "until": 0.0}
+_cache: dict[str, Any] = {"policies": None, "until": 0.0}
 CACHE_SECONDS = 5.0
 
 

@@ -87,7 +87,7 @@ def body_too_large(size: int | None = None) -> BodyTooLarge:
 
 
 def parse_json_body(body: bytes) -> Any:
-    limits = settings.REVIEWQUEUE
+    limits: dict[str, Any] = settings.REVIEWQUEUE
     if len(body) > limits["MAX_BODY_BYTES"]:
         raise body_too_large(len(body))
     try:
@@ -109,7 +109,7 @@ def _integer_too_large(body: bytes) -> InvalidInput:
     error path only: parse again without the bound and find it)."""
     try:
         check_json_value(json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float),
-                         max_depth=settings.REVIEWQUEUE["MAX_JSON_DEPTH"], integers=True)
+                         max_depth=int(settings.REVIEWQUEUE["MAX_JSON_DEPTH"]), integers=True)
     except InvalidInput as exc:
         return exc
     except (ValueError, RecursionError):

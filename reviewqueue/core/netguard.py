@@ -183,7 +183,7 @@ def check_url(url: str, allow: AllowList | None = None) -> None:
         if "%" in host:
             raise UnsafeURL("invalid_host", f"{host!r}: zone ids are refused")
         try:
-            ip = ipaddress.IPv6Address(host)
+            ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.IPv6Address(host)
         except ValueError:
             raise UnsafeURL("invalid_host", f"{host!r} is not an IPv6 address") from None
         check_address(ip, allow)

@@ -27,7 +27,7 @@ class _AuditsFailures:
     flood of refusals must not grow the trail."""
 
     def user_login_failed(self, sender, credentials: dict, request=None, **kwargs):
-        super().user_login_failed(sender, credentials, request, **kwargs)
+        super().user_login_failed(sender, credentials, request, **kwargs)  # type: ignore[misc]  # axes has no stubs
         if request is None:
             return
         failures = getattr(request, "axes_failures_since_start", None)
@@ -65,7 +65,8 @@ def lockout_response(request, original_response=None, credentials=None) -> HttpR
         form = type(context["form"])(request, initial={"username": get_client_username(request, credentials)})
         form.cleaned_data = {}
         form.add_error(None, message)
-        response = render(request, original_response.template_name, {**context, "form": form, "locked_out": message},
+        template = original_response.template_name
+        response = render(request, template if isinstance(template, str | list | tuple) else "registration/login.html", {**context, "form": form, "locked_out": message},
                           status=429)
     else:
         response = HttpResponse(message, status=429, content_type="text/plain; charset=utf-8")

@@ -229,6 +229,8 @@ def signature_headers(message: OutboxMessage, body: bytes, now: datetime) -> dic
     period both secrets sign. The key is the secret's bytes, as for the older
     X-Reviewqueue-Signature (the body alone), kept for existing receivers and
     signed with the oldest live secret, so they keep working until the grace ends."""
+    if message.agent is None:
+        raise ValueError("only an agent's webhook is signed")
     live = webhook_secrets_live(message.agent, now)
     delivery_id = f"msg_{message.pk}"
     text = body.decode()

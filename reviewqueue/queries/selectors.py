@@ -388,6 +388,7 @@ def ops_stats(*, since) -> dict:
     latencies = sorted(
         (decided_at - created_at).total_seconds()
         for created_at, decided_at in decided.values_list("created_at", "decided_at")[:10_000]
+        if decided_at is not None  # filtered above; says so to the type checker
     )
     override_rate, overrides = override_report(since=since, limit=20)
     return {

@@ -7,7 +7,7 @@ from riskrouter.types import TIER_FLOOR, Tier
 
 register = template.Library()
 
-RISK_CLASS = {Tier.AUTO: "risk-low", Tier.ASYNC_REVIEW: "risk-medium", Tier.BLOCKING: "risk-high"}
+RISK_CLASS: dict[str, str] = {Tier.AUTO: "risk-low", Tier.ASYNC_REVIEW: "risk-medium", Tier.BLOCKING: "risk-high"}
 
 
 @register.filter

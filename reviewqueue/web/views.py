@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import uuid
 from functools import wraps
+from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -43,7 +45,10 @@ from reviewqueue.queries.selectors import QueueFilters, Tab
 
 
 class HtmxHttpRequest(HttpRequest):
+    """A signed-in user's request (every view here is login_required), maybe from htmx."""
+
     htmx: HtmxDetails
+    user: User
 
 
 def _access(view):
@@ -136,7 +141,7 @@ def _rows(rows: list[selectors.QueueRow], tab: Tab) -> list[dict]:
             "sla_iso": a.sla_due_at.isoformat() if a.sla_due_at else "",
             "sla_text": a.sla_due_at.strftime("due %H:%M:%S UTC") if a.sla_due_at else "",
             "claimed_by": a.claimed_by.get_username()
-            if a.claimed_by_id and a.claim_expires_at and a.claim_expires_at > now else "",
+            if a.claimed_by and a.claim_expires_at and a.claim_expires_at > now else "",
         }
         if row.decision is not None:
             d = row.decision
@@ -254,7 +259,7 @@ def action_edit_preview(request: HtmxHttpRequest, action_id: uuid.UUID) -> HttpR
     no trick with the tokens can show a masked value or confirm a guess of one.
     """
     action = selectors.action_get_for_reviewer(user=request.user, action_id=action_id)
-    context = {"action": action}
+    context: dict[str, Any] = {"action": action}
     try:
         context["diff"] = privacy.edit_diff(action.payload, _parse_edit(request.POST.get("payload", "")))
     except InvalidInput as exc:

@@ -1,4 +1,5 @@
 import sys
+from datetime import UTC
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
@@ -22,7 +23,7 @@ def parse_since(text: str):
         moment = None
     if moment is None:
         raise CommandError(f"--since {text!r}: use an ISO time (2026-11-01T00:00:00Z) or an age (7d, 12h)")
-    return moment if timezone.is_aware(moment) else timezone.make_aware(moment, timezone.UTC)
+    return moment if timezone.is_aware(moment) else timezone.make_aware(moment, UTC)
 
 
 class Command(BaseCommand):

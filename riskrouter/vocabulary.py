@@ -25,7 +25,8 @@ own question; none is a copy of another, so none is merged:
   (cp, mv, rm, commit, rebase...).
 - deletion: BLOCKING_FAMILIES["deletes data"] (the first rules block it) has
   archive, rm, rmdir; DESTRUCTIVE_VERBS (the destructive_verb indicator) has
-  kill, reset, format, uninstall, deprovision, decommission, shred instead.
+  deleting, kill, reset, format, uninstall, deprovision, decommission, shred
+  instead.
 - money: BLOCKING_FAMILIES["moves money"] has invoice, order, payment;
   MONEY_VERBS and MAYBE_MONEY_VERBS (the money floor) tell a refund from a
   Drive "transfer_ownership" and add disburse, remit, reimburse, donate...

@@ -20,22 +20,16 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 import riskrouter
-from reviewqueue.actions import wakeups
-from reviewqueue.audit.trail import (
-    appended,
-    audit_append,
-    audit_append_many,
-    chain_prefix,
-    new_event,
-)
+from reviewqueue.actions import fastpath, wakeups
+from reviewqueue.audit.trail import audit_append, audit_append_many, new_event
 from reviewqueue.controls import killswitch, refusals, sla
 from reviewqueue.controls.ratelimit import rate_limit_hit
-from reviewqueue.core import rawsql, roles
+from reviewqueue.core import roles
 from reviewqueue.core.canonical import sha256_hex
 from reviewqueue.core.errors import (
     Forbidden,
@@ -45,11 +39,10 @@ from reviewqueue.core.errors import (
     KillSwitchEngaged,
     RateLimited,
     ScopeDenied,
-    Unauthenticated,
 )
 from reviewqueue.core.roles import Role
 from reviewqueue.credentials import keys as credentials
-from reviewqueue.credentials.keys import CredentialsChanged, Principal
+from reviewqueue.credentials.keys import CredentialsChanged
 from reviewqueue.models import (
     Action,
     Agent,
@@ -81,8 +74,25 @@ class Submission:
     cost: dict[str, Any] | None = None
     callback_url: str = ""
 
-    def fingerprint(self) -> str:
-        return sha256_hex(self.__dict__)
+
+def request_fingerprint(sent: dict[str, Any]) -> str:
+    """What an Idempotency-Key remembers of its request: the SHA-256 of the
+    canonical JSON of the body as the agent sent it. Not of a Submission, so
+    that a field added to it (with a default) leaves a retry's fingerprint as
+    it was."""
+    return sha256_hex(sent)
+
+
+def _fingerprint_before_0016(submission: Submission) -> str:
+    """The fingerprint keys stored before request_fingerprint (migration 0016's
+    release) hold: of the submission's fields as they were then. A retry of
+    such a key still replays; drop this once REVIEWQUEUE_IDEMPOTENCY_TTL has
+    passed since the release."""
+    return sha256_hex({
+        "action_type": submission.action_type, "payload": submission.payload, "summary": submission.summary,
+        "tool": submission.tool, "rationale": submission.rationale, "conversation_id": submission.conversation_id,
+        "context": submission.context, "cost": submission.cost, "callback_url": submission.callback_url,
+    })
 
 
 @dataclass(frozen=True)
@@ -92,59 +102,68 @@ class Submitted:
 
 
 def action_submit(
-    *, agent: Agent, submission: Submission, idempotency_key: str | None = None,
-    remembered: Principal | None = None,
+    *, agent: Agent, submission: Submission, idempotency_key: str | None = None, request_sha256: str = "",
+    key_check: credentials.KeyCheck | None = None,
 ) -> Submitted:
     """Decide at once whether the agent may execute, and record the action.
 
     Order matters: rate limit first (429, nothing written; every answer
     counts, refusals and replays too), scope (403, audited in aggregate),
-    idempotent replay (423 if a kill switch now covers it), then route and
-    write, refused (423, audited in aggregate) if a kill switch covers it.
+    then route and write. An Idempotency-Key used before answers as that
+    submission (200; 409 if `request_sha256`, see request_fingerprint, differs;
+    423 if a kill switch now covers it); a kill switch covering the action
+    refuses it (423, audited in aggregate).
 
-    `remembered` is the agent's principal when it came from this process's
-    memory of keys: the write checks it in SQL, and every other answer
-    confirms it first. If the key or the agent changed meanwhile, the
-    submission starts over with what the database has now.
+    `key_check` holds the agent's key when it came from this process's memory
+    (credentials.KeyCheck). The write checks it in its own statement; every
+    other answer is given only after the database confirms it (below, the
+    one place), with the agent as the database has it now.
     """
-    if remembered is not None:
-        try:
-            return _submit(agent, submission, idempotency_key, remembered)
-        except CredentialsChanged:
-            fresh = credentials.principal_reread(remembered)
-            if fresh is None or fresh.agent is None:
-                raise Unauthenticated() from None
-            agent = fresh.agent
-    return _submit(agent, submission, idempotency_key, None)
+    if idempotency_key and not request_sha256:
+        raise ValueError("an Idempotency-Key needs its request's fingerprint (request_fingerprint)")
+    over_limit = _rate_limit_count(agent, submission)
+    if key_check is not None and key_check.pending is not None:
+        if over_limit is None and agent.allows(submission.action_type, submission.tool):
+            try:
+                return _route_and_write(agent, submission, idempotency_key, request_sha256, key_check)
+            except CredentialsChanged:
+                pass  # revoked, expired or changed since this process read it
+        # Anything but that write: told only to a key the database still holds.
+        agent = key_check.confirm().agent
+    if over_limit is not None:
+        raise over_limit
+    if not agent.allows(submission.action_type, submission.tool):
+        details = {"action_type": submission.action_type, "tool": submission.tool, "scopes": agent.scopes}
+        refusals.refusal_record(kind="action.scope_denied", agent=agent, data=details)
+        what = f"'{submission.action_type}'" + (f" with tool '{submission.tool}'" if submission.tool else "")
+        raise ScopeDenied(f"Agent '{agent.name}' may not submit {what}.", details=details)
+    return _route_and_write(agent, submission, idempotency_key, request_sha256, None)
 
 
-def _submit(
-    agent: Agent, submission: Submission, idempotency_key: str | None, remembered: Principal | None,
-) -> Submitted:
-    check = credentials.KeyCheck(remembered)
+def _rate_limit_count(agent: Agent, submission: Submission) -> RateLimited | None:
+    """Count this request against the agent's limits (and its conversation's):
+    the 429 to answer if it is over one, else None. Counted once per request,
+    before anything else, so that every answer counts."""
     limits = [("agent", agent.name, agent.rate_limit_per_minute)]
     if submission.conversation_id:
         limits.append(
             ("conversation", f"{agent.name}:{submission.conversation_id}", agent.conversation_rate_limit_per_minute)
         )
     try:
-        # First, so that every answer counts: refusals and replays are not free.
         rate_limit_hit(limits=limits)
-    except RateLimited:
-        check.confirm()
-        raise
-    if not agent.allows(submission.action_type, submission.tool):
-        check.confirm()
-        details = {"action_type": submission.action_type, "tool": submission.tool, "scopes": agent.scopes}
-        refusals.refusal_record(kind="action.scope_denied", agent=agent, data=details)
-        what = f"'{submission.action_type}'" + (f" with tool '{submission.tool}'" if submission.tool else "")
-        raise ScopeDenied(f"Agent '{agent.name}' may not submit {what}.", details=details)
-    fingerprint = submission.fingerprint()
-    if idempotency_key:
-        check.confirm()
-        if replay := _replay(agent, idempotency_key, fingerprint):
-            return replay
+    except RateLimited as over:
+        return over
+    return None
 
+
+def _route_and_write(
+    agent: Agent, submission: Submission, idempotency_key: str | None, request_sha256: str,
+    key_check: credentials.KeyCheck | None,
+) -> Submitted:
+    """Route the submission and write it: in one call where the database has
+    the submit function (fastpath), which also checks a remembered key; the
+    careful way when a kill switch is engaged, the Idempotency-Key was used
+    before, or on SQLite."""
     decided = riskrouter.route(
         riskrouter.ActionInput(
             action_type=submission.action_type, payload=submission.payload, summary=submission.summary,
@@ -155,19 +174,17 @@ def _submit(
                                          lambda: Action.objects.filter(action_type=submission.action_type)),
         )
     )
-    write = _prepare(agent, submission, decided, idempotency=(idempotency_key, fingerprint))
-    try:
-        _write_submission(write, check)
-    except IntegrityError:
-        # A concurrent request with the same Idempotency-Key committed first;
-        # ours rolled back whole, so answer as its replay.
-        check.confirm()
-        if idempotency_key and (replay := _replay(agent, idempotency_key, fingerprint)):
-            return replay
-        raise
-    if engaged := write.engaged:
-        raise _kill_switch_engaged(engaged)
-    return Submitted(action=write.action, created=True)
+    write = _prepare(agent, submission, decided, idempotency_key=idempotency_key, request_sha256=request_sha256)
+    if fastpath.available():
+        outcome = fastpath.submission_write(
+            action=write.action, key=write.key, event=new_event(**write.event),
+            unconfirmed=key_check.pending if key_check else None,
+        )  # CredentialsChanged if the remembered key failed its check; any outcome here passed it
+        if key_check:
+            key_check.confirmed_by_write()
+        if outcome is fastpath.Outcome.WRITTEN:
+            return Submitted(action=write.action, created=True)
+    return _write_carefully(agent, write, idempotency_key, request_sha256, submission)
 
 
 def _kill_switch_engaged(switch: KillSwitch, **details: Any) -> KillSwitchEngaged:
@@ -194,13 +211,13 @@ def _seen(key: tuple[str, object], history: Callable[[], QuerySet]) -> bool:
     return True
 
 
-def _replay(agent: Agent, key: str, fingerprint: str) -> Submitted | None:
+def _replay(agent: Agent, key: str, request_sha256: str, submission: Submission) -> Submitted | None:
     """The earlier answer to this Idempotency-Key, unless a kill switch now
     covers it: a replay must never say `may_execute` while a switch is engaged."""
     record = IdempotencyKey.objects.select_related("action").filter(agent=agent, key=key).first()
     if record is None:
         return None
-    if record.request_sha256 != fingerprint:
+    if record.request_sha256 not in (request_sha256, _fingerprint_before_0016(submission)):
         raise IdempotencyConflict(
             "This Idempotency-Key was already used with a different request body.",
             details={"action_id": str(record.action_id)},
@@ -223,25 +240,29 @@ def _replay(agent: Agent, key: str, fingerprint: str) -> Submitted | None:
 
 @dataclass
 class _Write:
-    """A submission ready to write, and the kill switch found engaged over it."""
+    """A submission ready to write."""
 
     action: Action
     key: IdempotencyKey | None
     event: dict[str, Any]  # audit_append's arguments for action.submitted
-    engaged: KillSwitch | None = None
 
 
 def _prepare(
-    agent: Agent, submission: Submission, decided: riskrouter.Route, *, idempotency: tuple[str | None, str],
+    agent: Agent, submission: Submission, decided: riskrouter.Route, *, idempotency_key: str | None,
+    request_sha256: str,
 ) -> _Write:
     """Everything a submission writes, built before its transaction starts."""
     now = timezone.now()
-    tier = decided.tier
+    tier = Tier(decided.tier.value)
     status = Status.PENDING if tier == Tier.BLOCKING else Status.APPROVED
     policy = sla.policy_for(tier=tier, action_type=submission.action_type)
     chain = sla.chain_resolve(start=now, sla=policy[0], steps=policy[1]) if policy else []
-    action = rawsql.unsaved(
-        Action, agent=agent, **submission.__dict__,
+    payload_sha256 = sha256_hex(submission.payload)
+    approved = status == Status.APPROVED
+    action = Action(
+        agent=agent, action_type=submission.action_type, payload=submission.payload, summary=submission.summary,
+        tool=submission.tool, rationale=submission.rationale, conversation_id=submission.conversation_id,
+        context=submission.context, cost=submission.cost, callback_url=submission.callback_url,
         status=status, tier=tier,
         review_state=ReviewState.AWAITING_REVIEW if tier == Tier.ASYNC_REVIEW else ReviewState.NONE,
         risk_score=decided.score, risk_reasons=list(decided.reasons),
@@ -251,18 +272,15 @@ def _prepare(
         sla_chain=chain,
         next_deadline_at=datetime.fromisoformat(chain[0]["due_at"]) if chain else None,
         created_at=now, updated_at=now,
+        approved_payload=submission.payload if approved else None,
+        approved_payload_sha256=payload_sha256 if approved else "",
+        decided_at=now if approved else None,
+        decision_by_label=f"router:{tier}" if approved else "",
     )
-    payload_sha256 = sha256_hex(submission.payload)
-    if status == Status.APPROVED:
-        action.approved_payload = submission.payload
-        action.approved_payload_sha256 = payload_sha256
-        action.decided_at = now
-        action.decision_by_label = f"router:{tier}"
-    key, fingerprint = idempotency
     return _Write(
         action=action,
-        key=IdempotencyKey(agent=agent, key=key, request_sha256=fingerprint, action=action, created_at=now)
-        if key else None,
+        key=IdempotencyKey(agent=agent, key=idempotency_key, request_sha256=request_sha256, action=action,
+                           created_at=now) if idempotency_key else None,
         event=dict(
             kind="action.submitted", actor=f"agent:{agent.name}", action=action, at=now,
             data={
@@ -274,63 +292,41 @@ def _prepare(
     )
 
 
-def _write_submission(write: _Write, check: credentials.KeyCheck | None = None) -> None:
-    """The action, its Idempotency-Key and its audit event in one transaction,
-    or only a refusal event if a kill switch covers it.
-
-    Outside any other transaction on PostgreSQL the whole transaction is one
-    call that expects no switch engaged: one round trip (a thread waits for
-    the GIL after every round trip, and under load those waits were a large
-    part of a submission's time) and plans PostgreSQL keeps; it also checks a
-    key remembered but not yet confirmed. When a switch is engaged, or
-    elsewhere (SQLite, inside a test's transaction), the key is confirmed and
-    the switches are read first.
-    """
-    if connection.vendor == "postgresql" and not connection.in_atomic_block:
-        try:
-            _write_in_one_call(write, check.pending if check else None)
-            return
-        except DatabaseError as error:
-            if credentials.is_changed_error(error):
-                raise CredentialsChanged from error
-            if not killswitch.is_engaged_error(error):
-                raise
-    if check:
-        check.confirm()
+def _write_carefully(
+    agent: Agent, write: _Write, idempotency_key: str | None, request_sha256: str, submission: Submission,
+) -> Submitted:
+    """The replay of an Idempotency-Key used before; else, in one transaction,
+    the action, its key and its audit event, or only a refusal if a kill
+    switch covers it (the switches read under their lock)."""
+    if idempotency_key and (replay := _replay(agent, idempotency_key, request_sha256, submission)):
+        return replay
     action = write.action
-    with transaction.atomic():
-        write.engaged = killswitch.engaged_covering(
-            killswitch.engaged_switches(), agent_name=action.agent.name, action_type=action.action_type,
-            tool=action.tool,
-        )
-        if write.engaged:
-            refusals.refusal_record(
-                kind="action.refused_kill_switch", agent=action.agent,
-                data={"scope": write.engaged.scope, "action_type": action.action_type, "tool": action.tool,
-                      "summary": action.summary},
+    try:
+        with transaction.atomic():
+            engaged = killswitch.engaged_covering(
+                killswitch.engaged_switches(), agent_name=agent.name, action_type=action.action_type,
+                tool=action.tool,
             )
-            return
-        rawsql.insert(action)  # the hot path (see rawsql)
-        if write.key:
-            rawsql.insert(write.key)
-        audit_append(**write.event)
-
-
-def _write_in_one_call(write: _Write, unconfirmed: Principal | None) -> None:
-    """The function of migration 0008: the key check, the kill-switch check,
-    the INSERTs and the audit event, as one prepared statement that is its
-    own transaction."""
-    rows = [write.action, write.key] if write.key else [write.action]
-    event = new_event(**write.event)
-    prefix = chain_prefix(event)
-    with rawsql.cursor() as cursor:
-        cursor.execute("SELECT seq, prev_hash, hash FROM reviewqueue_submit(%s, %s, %s, %s, %s, %s)", [
-            rawsql.row_json(write.action), rawsql.row_json(write.key) if write.key else None,
-            rawsql.row_json(event), prefix,
-            unconfirmed.key_hash if unconfirmed else None, unconfirmed.agent_version if unconfirmed else None,
-        ])
-        appended(event, cursor.fetchone())
-    rawsql.inserted(rows)
+            if engaged:
+                refusals.refusal_record(
+                    kind="action.refused_kill_switch", agent=agent,
+                    data={"scope": engaged.scope, "action_type": action.action_type, "tool": action.tool,
+                          "summary": action.summary},
+                )
+            else:
+                action.save(force_insert=True)
+                if write.key:
+                    write.key.save(force_insert=True)
+                audit_append(**write.event)
+    except IntegrityError:
+        # A concurrent request with the same Idempotency-Key committed first;
+        # ours rolled back whole, so answer as its replay.
+        if idempotency_key and (replay := _replay(agent, idempotency_key, request_sha256, submission)):
+            return replay
+        raise
+    if engaged:
+        raise _kill_switch_engaged(engaged)
+    return Submitted(action=action, created=True)
 
 
 def _transition(

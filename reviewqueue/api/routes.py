@@ -40,7 +40,7 @@ from reviewqueue.core.errors import (
 )
 from reviewqueue.core.jsonbody import StrictJsonParser, json_response
 from reviewqueue.core.middleware import error_response
-from reviewqueue.credentials.keys import Principal, authenticate_key, principal_reread
+from reviewqueue.credentials.keys import KeyCheck, Principal, authenticate_key, principal_reread
 from reviewqueue.models import KillSwitch
 from reviewqueue.models.json import action_json
 from reviewqueue.queries import selectors
@@ -54,8 +54,12 @@ IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 class AgentKey(HttpBearer):
     """An agent's key; a user token here is authenticated but not allowed.
 
-    `remembered_ok` for an endpoint whose service confirms a remembered key
-    itself (see credentials.authenticate_key)."""
+    `remembered_ok` for the submit endpoint: its key may come from this
+    process's memory (credentials.authenticate_key), held in
+    `request.key_check` until the database confirms it. The submit write
+    checks it in its own statement; every other answer confirms it first:
+    the service before answering itself, and `_service_error` before any
+    error answer (a body or header the API refuses before the service runs)."""
 
     def __init__(self, *, remembered_ok: bool = False):
         super().__init__()
@@ -65,6 +69,8 @@ class AgentKey(HttpBearer):
         principal = authenticate_key(token, remembered_ok=self.remembered_ok)
         if principal and principal.user:
             raise Forbidden("This endpoint takes an agent key, not a user token.")
+        if principal and principal.remembered:
+            request.key_check = KeyCheck(principal)
         return principal
 
 
@@ -81,17 +87,32 @@ class OpsToken(HttpBearer):
         return principal
 
 
+class _SentJsonParser(StrictJsonParser):
+    """Also keeps the body as the client sent it (`request.sent_json`): an
+    Idempotency-Key's fingerprint covers that, not how the service reads it."""
+
+    def parse_body(self, request):
+        request.sent_json = body = super().parse_body(request)
+        return body
+
+
 api = NinjaAPI(
     title="reviewqueue",
     version="1",
     description="Approval service between AI agents and the real world. The contract: docs/API.md in the repository.",
     urls_namespace="api-v1",
-    parser=StrictJsonParser(),
+    parser=_SentJsonParser(),
 )
 
 
 @api.exception_handler(ServiceError)
 def _service_error(request, exc: ServiceError):
+    """Every error answer of the API passes here (the handlers below too)."""
+    if (check := getattr(request, "key_check", None)) is not None and check.pending is not None:
+        try:  # an error is told only to a key the database still holds (see AgentKey)
+            check.confirm()
+        except Unauthenticated as gone:
+            exc = gone
     if exc.status in (400, 413, 422) and (over := _bad_input_counted(request)):
         exc = over
     return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
@@ -321,7 +342,8 @@ def submit_action(request, body: SubmitIn):
     submission = lifecycle.Submission(**{**body.model_dump(), "cost": body.cost.model_dump() if body.cost else None})
     submitted = lifecycle.action_submit(
         agent=_agent(request), submission=submission, idempotency_key=key,
-        remembered=request.auth if request.auth.remembered else None,
+        request_sha256=lifecycle.request_fingerprint(request.sent_json) if key else "",
+        key_check=getattr(request, "key_check", None),
     )
     return _action_response(submitted.action, status=201 if submitted.created else 200)
 

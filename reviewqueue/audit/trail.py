@@ -22,7 +22,6 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +29,8 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from reviewqueue.core import rawsql
 from reviewqueue.core.canonical import canonical_json
+from reviewqueue.core.jsonbody import json_bytes
 from reviewqueue.models import Action, Agent, AuditEvent
 
 GENESIS_HASH = "0" * 64
@@ -64,18 +63,29 @@ def audit_append(
         raise RuntimeError("audit_append must run inside the transaction of the change it records")
     event = new_event(kind=kind, actor=actor, action=action, agent=agent, data=data, at=at)
     if connection.vendor == "postgresql":
-        with rawsql.cursor() as cursor:  # the append is a function (migration 0007)
-            cursor.execute("SELECT seq, prev_hash, hash FROM reviewqueue_audit_append(%s, %s)",
-                           [rawsql.row_json(event), chain_prefix(event)])
+        # The append is a function (reviewqueue/sql/reviewqueue_audit_append.sql):
+        # it takes the chain lock, reads the tail and hashes in one statement.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT seq, prev_hash, hash FROM reviewqueue_audit_append(%s::jsonb, %s)",
+                           [json_bytes(event_row(event)).decode(), chain_prefix(event)])
             appended(event, cursor.fetchone())
         return event
     # SQLite serialises writers already (our transactions start IMMEDIATE).
-    with connection.cursor() as cursor:
-        cursor.execute(_tail_sql())
-        tail = cursor.fetchone()
+    tail = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
     event.seq, event.prev_hash = (tail[0] + 1, tail[1]) if tail else (1, GENESIS_HASH)
     event.hash = chain_hash(event.prev_hash, _body(event))
-    return rawsql.insert(event)
+    event.save(force_insert=True)
+    return event
+
+
+def event_row(event: AuditEvent) -> dict[str, Any]:
+    """The event as reviewqueue_audit_append takes it: a JSON object of the
+    columns it reads (the function computes seq, prev_hash and hash)."""
+    return {
+        "created_at": event.created_at.isoformat(), "kind": event.kind, "actor": event.actor,
+        "action_id": str(event.action_id) if event.action_id else None, "agent_id": event.agent_id,
+        "data": event.data,
+    }
 
 
 def _body(event: AuditEvent) -> dict:
@@ -106,16 +116,8 @@ def new_event(
 ) -> AuditEvent:
     """An event to append (audit_append's arguments), not yet in the chain."""
     agent = agent or (action.agent if action else None)
-    return rawsql.unsaved(
-        AuditEvent, created_at=at or timezone.now(), kind=kind, actor=actor, action=action, agent=agent,
-        data=data or {},
-    )
-
-
-@cache
-def _tail_sql() -> str:
-    seq, digest = rawsql.column(AuditEvent, "seq"), rawsql.column(AuditEvent, "hash")
-    return f"SELECT {seq}, {digest} FROM {rawsql.table(AuditEvent)} ORDER BY {seq} DESC LIMIT 1"
+    return AuditEvent(created_at=at or timezone.now(), kind=kind, actor=actor, action=action, agent=agent,
+                      data=data or {})
 
 
 def audit_append_many(events: list[dict[str, Any]]) -> None:
@@ -290,10 +292,7 @@ class ChainWalk:
 
 
 def _tail_seq() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(_tail_sql())
-        tail = cursor.fetchone()
-    return tail[0] if tail else 0
+    return AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
 
 
 def audit_check(*, checkpoints: CheckpointLog | None = None, batch_size: int = 2000) -> ChainWalk:

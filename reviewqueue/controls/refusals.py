@@ -20,7 +20,6 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from reviewqueue.audit.trail import audit_append, audit_append_many
-from reviewqueue.core import rawsql
 from reviewqueue.models import Agent, RefusalTally
 
 
@@ -34,14 +33,14 @@ def refusal_record(*, kind: str, agent: Agent, data: dict[str, Any], at: datetim
     kind for this agent, otherwise as one more in the window's count."""
     now = at or timezone.now()
     start = _window_start(now)
-    table = rawsql.table(RefusalTally)
     with transaction.atomic(), connection.cursor() as cursor:
         # One atomic upsert: of two concurrent refusals exactly one sees 0.
+        # (The ORM has no upsert that increments and returns the count.)
         cursor.execute(
-            f"INSERT INTO {table} (agent_id, kind, window_start, count, sample) VALUES (%s, %s, %s, 0, %s)"
-            f" ON CONFLICT (agent_id, kind, window_start)"
-            f" DO UPDATE SET count = {table}.count + 1, sample = excluded.sample RETURNING count",
-            [agent.pk, kind, rawsql.datetime_param(start), orjson.dumps(data).decode()],
+            "INSERT INTO reviewqueue_refusaltally (agent_id, kind, window_start, count, sample)"
+            " VALUES (%s, %s, %s, 0, %s) ON CONFLICT (agent_id, kind, window_start)"
+            " DO UPDATE SET count = reviewqueue_refusaltally.count + 1, sample = excluded.sample RETURNING count",
+            [agent.pk, kind, connection.ops.adapt_datetimefield_value(start), orjson.dumps(data).decode()],
         )
         first = cursor.fetchone()[0] == 0
         if first:

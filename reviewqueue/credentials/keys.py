@@ -20,7 +20,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from reviewqueue.audit.trail import audit_append
-from reviewqueue.core import rawsql
+from reviewqueue.core.errors import Unauthenticated
 from reviewqueue.models import Agent, ApiKey
 
 AGENT_PREFIX, USER_PREFIX = "rqa_", "rqu_"
@@ -54,28 +54,22 @@ class CredentialsChanged(Exception):
     """A remembered key was revoked or expired, or its agent changed, since this process read them."""
 
 
-CHANGED_SQLSTATE = "RQ401"  # raised by the submit function (migration 0008)
-
-
-def is_changed_error(error: BaseException) -> bool:
-    return rawsql.sqlstate(error) == CHANGED_SQLSTATE
-
-
 # The agent's columns every agent request needs; the rest load on access.
 _AGENT_COLUMNS = ("id", "name", "scopes", "rate_limit_per_minute", "conversation_rate_limit_per_minute", "is_active")
 
 
 @cache
-def _key_sql() -> str:
-    agent_columns = ", ".join(f"a.{rawsql.column(Agent, name)}" for name in _AGENT_COLUMNS)
-    version = "a.xmin::text" if connection.vendor == "postgresql" else "''"
+def _key_sql(vendor: str) -> str:
+    """Every agent request that does not remember its key runs this: one
+    indexed lookup, written out because compiling the ORM's query cost more
+    CPU than running it. On PostgreSQL it also reads the agent row's xmin,
+    which any change to the row changes."""
+    version = "a.xmin::text" if vendor == "postgresql" else "''"
+    # Constant pieces only: the key's hash and the time are parameters.
     return (
-        f"SELECT k.{rawsql.column(ApiKey, 'user')}, k.{rawsql.column(ApiKey, 'expires_at')}, {version},"
-        f" {agent_columns}"
-        f" FROM {rawsql.table(ApiKey)} k LEFT JOIN {rawsql.table(Agent)} a"
-        f" ON a.{rawsql.column(Agent, 'id')} = k.{rawsql.column(ApiKey, 'agent')}"
-        f" WHERE k.{rawsql.column(ApiKey, 'key_hash')} = %s AND k.{rawsql.column(ApiKey, 'revoked_at')} IS NULL"
-        f" AND (k.{rawsql.column(ApiKey, 'expires_at')} IS NULL OR k.{rawsql.column(ApiKey, 'expires_at')} > %s)"
+        f"SELECT k.user_id, k.expires_at, {version}, {', '.join(f'a.{name}' for name in _AGENT_COLUMNS)}"  # noqa: S608
+        " FROM reviewqueue_apikey k LEFT JOIN reviewqueue_agent a ON a.id = k.agent_id"
+        " WHERE k.key_hash = %s AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > %s)"
     )
 
 
@@ -84,8 +78,8 @@ def authenticate_key(raw: str, *, remembered_ok: bool = False) -> Principal | No
 
     With `remembered_ok`, an agent key this process read in the last
     KEY_MEMORY_SECONDS may come from memory, marked `remembered`: only for a
-    caller that confirms it before acting on it (lifecycle.action_submit's
-    write checks it in SQL), since the key may have been revoked since.
+    caller that confirms it before acting on it (KeyCheck), since the key may
+    have been revoked since.
     """
     if not raw or len(raw) > 200:
         return None
@@ -96,20 +90,27 @@ def authenticate_key(raw: str, *, remembered_ok: bool = False) -> Principal | No
 
 
 class KeyCheck:
-    """A remembered principal until the database confirms it: a write can
-    check `pending` in its own SQL, and `confirm()` reads it before any other
-    answer (once)."""
+    """A principal from this process's memory of keys, until the database
+    confirms it. The submit write checks `pending` in its own statement
+    (`confirmed_by_write` after); before any other answer, `confirm()` reads
+    the key again: the one place a remembered key is confirmed."""
 
-    def __init__(self, principal: Principal | None):
-        self.pending = principal if principal is not None and principal.remembered else None
+    def __init__(self, principal: Principal):
+        self.principal = principal
+        self.pending: Principal | None = principal if principal.remembered else None
 
-    def confirm(self) -> None:
-        """Raise CredentialsChanged unless the database still gives the principal."""
-        if self.pending is None:
-            return
-        fresh = _authenticate_hash(self.pending.key_hash)
-        if fresh is None or fresh.agent_version != self.pending.agent_version:
-            raise CredentialsChanged
+    def confirm(self) -> Principal:
+        """The principal as the database has it now (its agent read again), or
+        Unauthenticated if the key was revoked or expired or its agent deactivated."""
+        if self.pending is not None:
+            fresh = _authenticate_hash(self.pending.key_hash)
+            if fresh is None or fresh.agent is None:
+                raise Unauthenticated()
+            self.principal, self.pending = fresh, None
+        return self.principal
+
+    def confirmed_by_write(self) -> None:
+        """The submit function checked the key (live, agent unchanged) in the statement that wrote."""
         self.pending = None
 
 
@@ -128,10 +129,8 @@ def principal_reread(principal: Principal) -> Principal | None:
 
 
 def _authenticate_hash(digest: str) -> Principal | None:
-    # Every agent request that does not remember its key runs this: one
-    # hand-written indexed lookup (see rawsql).
-    with rawsql.cursor() as cursor:
-        cursor.execute(_key_sql(), [digest, rawsql.datetime_param(timezone.now())])
+    with connection.cursor() as cursor:
+        cursor.execute(_key_sql(connection.vendor), [digest, connection.ops.adapt_datetimefield_value(timezone.now())])
         row = cursor.fetchone()
     if row is None:
         _memory.pop(digest, None)
@@ -140,7 +139,7 @@ def _authenticate_hash(digest: str) -> Principal | None:
     if user_id is not None:
         user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
         return Principal(user=user, key_hash=digest) if user else None
-    values = [rawsql.from_db(Agent._meta.get_field(name), value) for name, value in zip(_AGENT_COLUMNS, row[3:])]
+    values = [_from_db(Agent._meta.get_field(name), value) for name, value in zip(_AGENT_COLUMNS, row[3:], strict=True)]
     principal = _agent_principal(digest, values, version=row[2])
     if principal is None:
         _memory.pop(digest, None)
@@ -149,6 +148,13 @@ def _authenticate_hash(digest: str) -> Principal | None:
             _memory.clear()
         _memory[digest] = _Remembered(time.monotonic(), row[1], row[2], values)
     return principal
+
+
+def _from_db(field, value):
+    """A column's value as the ORM would return it (JSON text decoded, etc.)."""
+    if value is not None and hasattr(field, "from_db_value"):
+        return field.from_db_value(value, None, connection)
+    return value
 
 
 def _agent_principal(digest: str, values: list, *, version: str, remembered: bool = False) -> Principal | None:

@@ -11,8 +11,7 @@ import time_machine
 from django.db import connection
 from django.utils import timezone
 
-from reviewqueue.actions.lifecycle import Submission
-from reviewqueue.api.routes import SubmitIn
+from reviewqueue.actions.lifecycle import request_fingerprint
 from reviewqueue.audit.trail import audit_verify
 from reviewqueue.controls.housekeeping import purge_expired
 from reviewqueue.models import Action, AuditEvent, IdempotencyKey
@@ -106,13 +105,13 @@ def test_concurrent_requests_with_one_key_create_exactly_one_action(live_server)
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="holds a row lock from a second session; CI runs it")
 @pytest.mark.django_db(transaction=True)
 def test_a_request_that_loses_the_key_race_in_its_insert_answers_as_the_replay_and_leaves_nothing(live_server):
-    """The winner's key row is not yet committed when the loser checks for a
-    replay, so the loser's INSERT waits on it, then fails; its whole message
-    must roll back and its answer be the winner's action."""
+    """The winner's key row is not yet committed when the loser's write
+    reaches it, so the loser's INSERT waits on it, then finds the key taken;
+    its whole statement must roll back and its answer be the winner's action."""
     client = make_agent("racer", rate_limit_per_minute=1000)
     winner = client.submit(idempotency_key="first").json()["id"]
     body = submission()
-    fingerprint = Submission(**{**SubmitIn.model_validate(body).model_dump(), "cost": body["cost"]}).fingerprint()
+    fingerprint = request_fingerprint(body)
     events_before = AuditEvent.objects.count()
     result = {}
 

@@ -1,16 +1,29 @@
-"""gunicorn, gthread workers: a long-poll parks one thread on an Event (no
-database connection), so 50 waiting agents leave the other threads free."""
+"""gunicorn with its stock gthread workers; the figures are bench/submit_bench.py's.
+
+A long-poll parks its thread on an event (with no database connection), so
+the thread budget is sized for waiting agents: WEB_THREADS a worker (256),
+of which long-polls may hold all but a reserve kept for everything else.
+The master loads the application and the risk model once, and the workers
+share those pages.
+"""
 
 import multiprocessing
 import os
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
-# gthread, taking new connections in turn with its siblings (config/workers.py).
-worker_class = "config.workers.BalancedThreadWorker"
-threads = int(os.environ.get("WEB_THREADS", 64))
-# Of the threads, how many run requests at once (reviewqueue/admission.py).
-active_requests = int(os.environ.get("WEB_ACTIVE_REQUESTS", 2))
+worker_class = "gthread"
+threads = int(os.environ.get("WEB_THREADS", 256))
+# Threads long-polls may never take, so a fresh submission, a kill switch or
+# a reviewer's page always finds one (reviewqueue/actions/wakeups.py).
+reserved_threads = min(32, threads // 2)
+# Each worker listens on its own socket (SO_REUSEPORT) and the kernel deals
+# new connections out among them. Racing for one shared socket, the worker
+# that woke first took most of them: 16 connections opened at once split
+# 14/2 or 16/0 as often as 8/8, and a kept-alive connection stays where it
+# landed, so the busier worker set the p99.
+reuse_port = True
+preload_app = True
 timeout = 90  # above the longest long-poll (60 s)
 graceful_timeout = 65
 keepalive = 5
@@ -21,20 +34,33 @@ accesslog = os.environ.get("ACCESS_LOG") or None
 secure_scheme_headers = {}
 
 
-def post_worker_init(worker):
-    """Load the risk model, then freeze everything start-up made: the garbage
-    collector stops rescanning those objects, whose full collections otherwise
-    paused every request of the worker for 100 ms or more (the p99 of
-    bench/submit_bench.py)."""
+def when_ready(server):
+    """In the master, before it forks the workers: load the risk model, hand
+    back the database connection (and close the pool, whose threads a fork
+    would not carry over), then freeze what start-up made. The workers share
+    those pages; frozen objects are never rescanned by the garbage collector,
+    whose full collections otherwise paused a worker's requests for 100 ms
+    and more (and would write to, so unshare, every page they scan)."""
     import gc
 
+    from django.db import connections
+
     import riskrouter
-    from reviewqueue.core import admission
 
     try:
         riskrouter.current_router()
     except Exception:  # no database yet: the first request loads the model instead
-        worker.log.exception("could not load the risk model at start-up")
+        server.log.exception("could not load the risk model at start-up")
+    for connection in connections.all(initialized_only=True):
+        connection.close()
+        if connection.vendor == "postgresql":
+            connection.close_pool()
     gc.freeze()
-    admission.configure(active_requests)
-    worker.log.info("Worker ready (pid %s): %s request(s) at a time", worker.pid, active_requests)
+
+
+def post_worker_init(worker):
+    from reviewqueue.actions import wakeups
+
+    wakeups.configure(max_waiting=threads - reserved_threads)
+    worker.log.info("Worker ready (pid %s): %s threads, long-polls may hold %s", worker.pid, threads,
+                    threads - reserved_threads)

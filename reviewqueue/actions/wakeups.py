@@ -4,6 +4,11 @@ A waiting request holds a threading.Event, not a database connection. One
 watcher thread per process asks the database, every few tens of ms and only
 while someone waits, which of the watched actions have moved on; changes made
 in this process wake their waiters at commit, without waiting for the watcher.
+
+A waiting request does hold its web thread, so a process parks at most
+`max_waiting` of them (config/gunicorn.conf.py: all threads but a reserve);
+past that a long-poll is refused at once (429 too_many_waits) instead of
+leaving new requests queued behind the waits.
 """
 
 from __future__ import annotations
@@ -16,13 +21,21 @@ from collections import defaultdict
 from django.conf import settings
 from django.db import close_old_connections, connection
 
-from reviewqueue.core import admission
+from reviewqueue.core.errors import TooManyWaits
 
 _lock = threading.Lock()
 _waiters: dict[uuid.UUID, set[threading.Event]] = defaultdict(set)
+_waiting = 0  # events in _waiters
+_max_waiting: int | None = None  # no limit: the test client, runserver
 _keys: dict[threading.Event, str] = {}  # a waiter's agent key hash
 _watcher: threading.Thread | None = None
 _watcher_wakeup = threading.Event()
+
+
+def configure(*, max_waiting: int | None) -> None:
+    """Park at most `max_waiting` long-polls in this process at once (None: no limit)."""
+    global _max_waiting
+    _max_waiting = max_waiting
 
 
 def notify(action_id: uuid.UUID) -> None:
@@ -37,20 +50,28 @@ def wait(action_id: uuid.UUID, *, timeout: float, key_hash: str = "") -> bool:
     """Block up to `timeout` s until the action may have left pending, or the
     key `key_hash` may have died; True if woken.
 
-    The caller must have released its database connection first.
+    The caller must have released its database connection first. Raises
+    TooManyWaits when the process already parks `max_waiting` long-polls.
     """
+    global _waiting
     event = threading.Event()
     with _lock:
+        if _max_waiting is not None and _waiting >= _max_waiting:
+            raise TooManyWaits(
+                "This server is holding all the long-polls it can; wait again shortly, or follow the action "
+                "with a webhook.", retry_after=1, details={"limit": _max_waiting, "per": "server process"},
+            )
+        _waiting += 1
         _waiters[action_id].add(event)
         if key_hash:
             _keys[event] = key_hash
         _ensure_watcher()
     _watcher_wakeup.set()
     try:
-        with admission.yielded():
-            return event.wait(timeout)
+        return event.wait(timeout)
     finally:
         with _lock:
+            _waiting -= 1
             _waiters[action_id].discard(event)
             _keys.pop(event, None)
             if not _waiters[action_id]:

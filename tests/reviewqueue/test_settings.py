@@ -1,16 +1,20 @@
 """Settings from the environment: safe local defaults, loud failure in production."""
 
+import json
 import os
 import secrets
 import subprocess
 import sys
+import time
 from datetime import timedelta
 
 import httpx
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from django.db import connection
 
 from config.env import env_bool, env_duration, parse_duration
+from tests.conftest import make_agent, submission
 from tests.processes import Gunicorn, database_url
 
 STRONG_KEY = secrets.token_urlsafe(50)
@@ -144,3 +148,74 @@ def test_behind_a_tls_proxy_the_named_header_marks_https(tmp_path):
 def test_a_tls_proxy_header_must_be_a_header_name(tmp_path):
     done = _production(tmp_path, SECRET_KEY=STRONG_KEY, REVIEWQUEUE_TLS_PROXY_HEADER="X-Proto: https")
     assert done.returncode != 0 and "REVIEWQUEUE_TLS_PROXY_HEADER" in done.stderr
+
+
+# -------------------------------------------------------------- database ---
+
+def _database_settings(tmp_path, **env) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-c", "import django, json, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'config.settings'; "
+                               "django.setup(); from django.conf import settings; "
+                               "db = settings.DATABASES['default']; "
+                               "print(json.dumps({'pool': db['OPTIONS'].get('pool'), 'max_age': db['CONN_MAX_AGE'], "
+                               "'prepare_threshold': db['OPTIONS'].get('prepare_threshold', 'unset')}))"],
+        env={"PATH": os.environ["PATH"], "REVIEWQUEUE_VAR_DIR": str(tmp_path),
+             "DATABASE_URL": "postgresql://app@db.example:5432/reviewqueue", **env},
+        capture_output=True, text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_postgresql_connections_are_pooled_when_only_the_url_is_set(tmp_path):
+    database = _database_settings(tmp_path)
+    assert database["pool"] == {"min_size": 2, "max_size": 16, "timeout": 10}
+    assert database["max_age"] == 0
+    assert database["prepare_threshold"] == 0  # the submit path's statements are prepared
+
+
+def test_behind_pgbouncer_the_pool_stays_and_nothing_is_prepared(tmp_path):
+    database = _database_settings(tmp_path, DATABASE_PREPARED_STATEMENTS="false")
+    assert database["pool"]["max_size"] == 16
+    assert database["prepare_threshold"] is None
+
+
+def test_the_pool_can_be_sized_or_turned_off(tmp_path):
+    assert _database_settings(tmp_path, DATABASE_POOL_MAX_SIZE="4")["pool"]["max_size"] == 4
+    assert _database_settings(tmp_path, DATABASE_POOL_MAX_SIZE="0") == {"pool": None, "max_age": 0,
+                                                                        "prepare_threshold": 0}
+
+
+def test_persistent_connections_replace_the_pool_and_never_join_it(tmp_path):
+    assert _database_settings(tmp_path, DATABASE_CONN_MAX_AGE="60")["pool"] is None
+    assert _database_settings(tmp_path, DATABASE_CONN_MAX_AGE="60")["max_age"] == 60
+    both = _boot(tmp_path, DATABASE_URL="postgresql://app@db.example:5432/reviewqueue",
+                 DATABASE_POOL_MAX_SIZE="8", DATABASE_CONN_MAX_AGE="60")
+    assert both.returncode != 0 and "DATABASE_POOL_MAX_SIZE" in both.stderr
+
+
+def _sessions_opened() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="counts sessions in pg_stat_database; CI runs it")
+@pytest.mark.django_db(transaction=True)
+def test_a_server_given_only_a_postgresql_url_reuses_its_database_connections(tmp_path):
+    agent = make_agent("steady", rate_limit_per_minute=1000)
+    server = Gunicorn({"PATH": "/usr/bin:/bin", "DATABASE_URL": database_url(), "REVIEWQUEUE_VAR_DIR": str(tmp_path)})
+    try:
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {agent.key}"}, timeout=30) as http:
+            http.get("/api/v1/kill-switch")  # the pool opens
+            time.sleep(0.5)
+            before = _sessions_opened()
+            answers = [http.post("/api/v1/actions", json=submission(summary=f"Refund ${n}")).status_code
+                       for n in range(30)]
+            after = _sessions_opened()
+    finally:
+        server.stop()
+    assert answers == [201] * 30
+    assert after - before <= 4, f"{after - before} database sessions opened for 30 submissions"

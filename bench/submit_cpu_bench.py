@@ -9,6 +9,11 @@ database with a trained model) and adds one agent and its actions to it.
 Prints CPU (time.process_time) and wall time per call, and the submission's
 CPU as a multiple of the floor view's (bench/floor.py), measured in the same
 run. Compare figures from one run, not across runs.
+
+It also prints what building the action and its audit event with
+Model.__init__ costs, beside the submission: the figure that decides whether
+the fast path needs to build them some other way (it did once, bypassing
+__init__ as unpickling does; see reviewqueue/actions/fastpath.py).
 """
 
 from __future__ import annotations
@@ -24,21 +29,21 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
-from django.core.management import call_command  # noqa: E402
-from django.db import transaction  # noqa: E402
-from django.test import Client  # noqa: E402
+from django.core.management import call_command
+from django.db import transaction
+from django.test import Client
 
-import riskrouter  # noqa: E402
-from bench.submit_bench import BODY, TABLE_SQL  # noqa: E402
-from reviewqueue.actions import lifecycle  # noqa: E402
+import riskrouter
+from bench.submit_bench import BODY, TABLE_SQL
+from reviewqueue.actions import fastpath, lifecycle
 from reviewqueue.audit import trail as audit
 from reviewqueue.controls import killswitch
-from reviewqueue.controls.ratelimit import rate_limit_hit  # noqa: E402
-from reviewqueue.credentials.keys import authenticate_key  # noqa: E402
+from reviewqueue.controls.ratelimit import rate_limit_hit
+from reviewqueue.credentials.keys import authenticate_key
 
 
 def measure(fn, n: int) -> tuple[float, float]:
@@ -73,9 +78,22 @@ def main():
     )
     decided = riskrouter.route(action)
 
-    def request(path):
-        response = client.post(path, body, content_type="application/json")
+    def request(path, **headers):
+        response = client.post(path, body, content_type="application/json", headers=headers)
         assert response.status_code == 201, response.content
+
+    keys = iter(range(10**9))
+
+    def keyed_request():
+        request("/api/v1/actions", **{"Idempotency-Key": f"cpu-bench-{time.time_ns()}-{next(keys)}"})
+
+    def prepare():
+        return lifecycle._prepare(agent, submission, decided, idempotency_key=None, request_sha256="")
+
+    def one_call():
+        write = prepare()
+        fastpath.submission_write(action=write.action, key=None, event=audit.new_event(**write.event),
+                                  unconfirmed=None)
 
     def in_transaction(fn):
         def run():
@@ -86,6 +104,7 @@ def main():
     steps = [
         ("floor view (parse + 1 INSERT)", lambda: request("/bench/floor")),
         ("POST /api/v1/actions", lambda: request("/api/v1/actions")),
+        ("  with an Idempotency-Key", keyed_request),
         ("  authenticate_key", lambda: authenticate_key(key)),
         ("  authenticate_key, remembered", lambda: authenticate_key(key, remembered_ok=True)),
         ("  rate_limit_hit", lambda: rate_limit_hit(limits=[("agent", agent.name, 10**9)])),
@@ -95,8 +114,8 @@ def main():
              killswitch.engaged_switches(), agent_name=agent.name, action_type=submission.action_type))),
         ("  audit append (own transaction)",
          in_transaction(lambda: audit.audit_append(kind="bench.cpu", actor="bench", agent=agent))),
-        ("  action + audit (one call)",
-         lambda: lifecycle._write_submission(lifecycle._prepare(agent, submission, decided, idempotency=(None, "")))),
+        ("  build action + event (__init__)", lambda: audit.new_event(**prepare().event)),
+        *([("  build + write them (one call)", one_call)] if fastpath.available() else []),
     ]
     print(f"submit path, in-process, {args.n} calls each, {connection.vendor}")
     print(f"{'':<36}{'CPU ms':>9}{'wall ms':>9}")
@@ -104,8 +123,12 @@ def main():
     for name, fn in steps:
         results[name] = measure(fn, args.n)
         print(f"{name:<36}{results[name][0]:>9.2f}{results[name][1]:>9.2f}")
-    floor, ours = results[steps[0][0]][0], results[steps[1][0]][0]
-    print(f"a submission costs {ours / floor:.1f}x the floor's CPU (0.5 of the floor's throughput needs about 2x)")
+    floor, ours, keyed = (results[name][0] for name, _ in steps[:3])
+    print(f"a submission costs {ours / floor:.1f}x the floor's CPU, {keyed / floor:.1f}x with an Idempotency-Key"
+          " (0.5 of the floor's throughput needs about 2x)")
+    built = results["  build action + event (__init__)"][0]
+    print(f"building the action and its event (SLA policy, Action and AuditEvent via __init__) is {built:.2f} ms,"
+          f" {100 * built / ours:.0f}% of a submission's CPU")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """API.md, "Authentication": 401 without valid credentials, 403 when not allowed, 404 for others' actions."""
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -12,10 +13,11 @@ from reviewqueue.actions.kill_switches import kill_switch_set
 from reviewqueue.credentials.keys import (
     agent_key_issue,
     agent_keys_revoke,
+    authenticate_key,
     user_token_issue,
 )
 from reviewqueue.models import Action, Agent, AuditEvent
-from tests.conftest import make_agent
+from tests.conftest import make_agent, submission
 
 pytestmark = pytest.mark.django_db
 
@@ -123,7 +125,8 @@ def test_a_new_user_token_revokes_the_previous_one(ops_user):
 
 
 # A submission's key comes from the process's memory on PostgreSQL, and its
-# write checks it in SQL; these commit, so they take that path there.
+# write checks it in SQL. These commit, so that the key changes in another
+# transaction than the one that remembered it, as in production.
 committing = pytest.mark.django_db(transaction=True)
 
 
@@ -210,3 +213,38 @@ def test_a_revoked_remembered_key_gets_401_not_a_replay_a_429_or_a_423(db):
     kill_switch_set(scope="global", engaged=True, reason="incident", actor="cli")
     assert client.submit(summary="while halted").status_code == 401
     assert not AuditEvent.objects.filter(kind="action.refused_kill_switch").exists()
+
+
+def _remembered(client) -> None:
+    """The agent's key is in this process's memory (on PostgreSQL; elsewhere
+    keys are read on every request, and these tests hold all the same)."""
+    assert client.submit().status_code == 201
+    if connection.vendor == "postgresql":
+        assert authenticate_key(client.key, remembered_ok=True).remembered
+
+
+BAD_INPUT = {
+    "400-malformed-json": ("{broken", {}, 400),
+    "400-a-key-named-twice": ('{"summary": "a", "summary": "b"}', {}, 400),
+    "413-too-large": (json.dumps(submission(payload={"blob": "x" * 70_000})), {}, 413),
+    "422-a-missing-field": (json.dumps({"payload": {}, "summary": "s"}), {}, 422),
+    "422-an-unusable-idempotency-key": (json.dumps(submission()), {"Idempotency-Key": "has spaces"}, 422),
+}
+
+
+@pytest.mark.parametrize("body, headers, status", BAD_INPUT.values(), ids=BAD_INPUT.keys())
+def test_bad_input_with_a_revoked_but_remembered_key_is_401(agent_client, body, headers, status):
+    """The body and headers are refused before the service runs; that answer
+    too is told only to a key the database still holds."""
+    _remembered(agent_client)
+
+    def send():
+        return agent_client.http.post("/api/v1/actions", body, content_type="application/json", headers=headers)
+
+    assert send().status_code == status  # while the key is live
+    agent_keys_revoke(agent=agent_client.agent, actor="test")
+    response = send()
+
+    assert response.status_code == 401, response.content
+    assert response.json()["error"]["code"] == "unauthorized"
+    assert response["WWW-Authenticate"] == "Bearer"

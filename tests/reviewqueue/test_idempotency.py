@@ -1,7 +1,10 @@
 """Idempotency-Key, like the best payment APIs."""
 
+import hashlib
+import json
 import threading
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 
 import httpx
@@ -11,9 +14,12 @@ import time_machine
 from django.db import connection
 from django.utils import timezone
 
+from reviewqueue.actions import lifecycle
 from reviewqueue.actions.lifecycle import request_fingerprint
+from reviewqueue.api.routes import SubmitIn
 from reviewqueue.audit.trail import audit_verify
 from reviewqueue.controls.housekeeping import purge_expired
+from reviewqueue.core.canonical import sha256_hex
 from reviewqueue.models import Action, AuditEvent, IdempotencyKey
 from tests.conftest import make_agent, submission
 
@@ -43,6 +49,75 @@ def test_the_replay_shows_the_action_as_it_stands_now(agent_client):
     first = agent_client.submit(idempotency_key="k1").json()
     agent_client.post(f"/actions/{first['id']}/cancel")
     assert agent_client.submit(idempotency_key="k1").json()["status"] == "cancelled"
+
+
+def test_the_fingerprint_is_of_the_body_as_the_agent_sent_it(agent_client):
+    body = {"action_type": "crm.contacts.lookup", "payload": {"q": "jane", "n": [1, 2.5]}, "summary": "Find Jane",
+            "cost": {"usd": 0.01}}
+    assert agent_client.submit(body, idempotency_key="as-sent").status_code == 201
+
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    stored = IdempotencyKey.objects.get(key="as-sent").request_sha256
+    assert stored == hashlib.sha256(canonical.encode()).hexdigest() == request_fingerprint(body)
+
+
+def test_a_retry_still_replays_after_the_submission_gains_an_optional_field(agent_client, monkeypatch):
+    """The service's own reading of a request may grow; a retry sent before
+    that (or by a client that doesn't know the field) is the same request."""
+    first = agent_client.submit(idempotency_key="deploy-1")
+    assert first.status_code == 201
+
+    @dataclass(frozen=True)
+    class WiderSubmission(lifecycle.Submission):
+        priority: str = "normal"
+
+    monkeypatch.setattr(lifecycle, "Submission", WiderSubmission)
+    retry = agent_client.submit(idempotency_key="deploy-1")
+    assert retry.status_code == 200 and retry.json()["id"] == first.json()["id"]
+    assert agent_client.submit(idempotency_key="deploy-1", summary="another").status_code == 409
+
+
+def test_a_key_stored_with_the_earlier_fingerprint_still_replays(agent_client):
+    """Keys stored before fingerprints were of the body as sent (they hashed
+    the submission's fields) keep replaying until they expire."""
+    first = agent_client.submit(idempotency_key="before-0016").json()
+    read = SubmitIn.model_validate(submission()).model_dump()  # every field, defaults filled in
+    earlier = sha256_hex({name: read[name] for name in (
+        "action_type", "payload", "summary", "tool", "rationale", "conversation_id", "context", "cost", "callback_url",
+    )})
+    IdempotencyKey.objects.filter(key="before-0016").update(request_sha256=earlier)
+
+    retry = agent_client.submit(idempotency_key="before-0016")
+    assert retry.status_code == 200 and retry.json()["id"] == first["id"]
+    assert agent_client.submit(idempotency_key="before-0016", summary="another").status_code == 409
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the submit function is PostgreSQL's; CI runs it")
+def test_a_keyed_submission_is_one_call_and_only_a_retry_reads_the_earlier_answer(agent_client):
+    assert agent_client.submit().status_code == 201  # the key is remembered from here on
+    statements = []
+
+    def record(execute, sql, params, many, context):
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        first = agent_client.submit(idempotency_key="one-call")
+    assert first.status_code == 201
+    assert not any("reviewqueue_idempotencykey" in sql or "reviewqueue_apikey" in sql for sql in statements)
+    assert [sql for sql in statements if "reviewqueue_submit(" in sql] == [
+        "SELECT seq, prev_hash, hash FROM reviewqueue_submit(%s, %s, %s, %s, %s, %s)"
+    ]
+
+    statements.clear()
+    with connection.execute_wrapper(record):
+        retry = agent_client.submit(idempotency_key="one-call")
+    assert retry.status_code == 200 and retry.json()["id"] == first.json()["id"]
+    call = next(n for n, sql in enumerate(statements) if "reviewqueue_submit(" in sql)  # refused in SQL (RQ409)
+    assert not any("reviewqueue_idempotencykey" in sql for sql in statements[:call])
+    assert any("reviewqueue_idempotencykey" in sql for sql in statements[call:])  # then the earlier answer
+    assert Action.objects.filter(agent=agent_client.agent).count() == 2
 
 
 def test_keys_are_per_agent(agent_client, other_agent_client):

@@ -7,6 +7,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
+from reviewqueue.actions.kill_switches import kill_switch_set
 from reviewqueue.audit.trail import audit_verify
 from reviewqueue.controls import killswitch
 from reviewqueue.models import Action, AuditEvent
@@ -137,8 +138,8 @@ def test_every_answer_matches_the_documented_action_schema(agent_client, reviewe
     {"action_type": "db.rows.delete", "payload": {"table": "backups", "where": "age > 30"}, "summary": "Prune"},
 ], ids=["full", "unicode-and-nulls", "required-only"])
 def test_a_committed_submission_reads_back_exactly_as_it_was_answered(body):
-    """Outside a test transaction on PostgreSQL the action is written from a
-    JSON row by the submit function (migrations 0007, 0008): every field must come
+    """On PostgreSQL the action is written from a JSON row by the submit
+    function (reviewqueue/sql/reviewqueue_submit.sql): every field must come
     back as the agent was told, and the audit chain must verify."""
     client = make_agent("billing-bot")
     answered = client.submit(body)
@@ -148,6 +149,37 @@ def test_a_committed_submission_reads_back_exactly_as_it_was_answered(body):
     stored = Action.objects.get(pk=answered.json()["id"])
     assert stored.payload == body["payload"]
     assert (stored.context, stored.cost) == (body.get("context"), body.get("cost"))
+    assert audit_verify()[1] is None
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the submit function is PostgreSQL's; CI runs it")
+def test_inside_a_transaction_a_submission_is_still_the_one_call_in_a_savepoint(agent_client):
+    """As tests run: so they exercise the path production takes. A refusal
+    inside the call rolls back its savepoint and nothing else."""
+    statements = []
+
+    def record(execute, sql, params, many, context):
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        assert agent_client.submit().status_code == 201
+    call = next(n for n, sql in enumerate(statements) if "reviewqueue_submit(" in sql)
+    assert statements[call - 1].startswith("SAVEPOINT") and statements[call + 1].startswith("RELEASE SAVEPOINT")
+    assert not any(sql.startswith('INSERT INTO "reviewqueue_action"') for sql in statements)
+
+    kill_switch_set(scope="global", engaged=True, reason="incident", actor="ops")
+    statements.clear()
+    with connection.execute_wrapper(record):
+        refused = agent_client.submit(summary="while halted")
+    assert refused.status_code == 423
+    call = next(n for n, sql in enumerate(statements) if "reviewqueue_submit(" in sql)
+    assert statements[call + 1].startswith("ROLLBACK TO SAVEPOINT")  # then the careful way: which switch
+    kill_switch_set(scope="global", engaged=False, reason="over", actor="ops")
+
+    assert agent_client.submit(summary="after").status_code == 201
+    assert Action.objects.filter(agent=agent_client.agent).count() == 2
     assert audit_verify()[1] is None
 
 

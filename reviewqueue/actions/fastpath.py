@@ -104,7 +104,7 @@ def _server_bound_cursor(conn) -> Iterator:
     conn.ensure_connection()
     conn.validate_thread_sharing()
     with conn.wrap_database_errors:
-        raw = ServerBindingCursor(conn.connection)
+        raw = ServerBindingCursor(conn.connection)  # type: ignore[call-arg]
     wrapped = conn.make_debug_cursor(raw) if conn.queries_logged else conn.make_cursor(raw)
     with wrapped:
         yield wrapped
@@ -118,7 +118,7 @@ def _row(obj: Model) -> Jsonb:
 
 
 @cache
-def _columns(model: type[Model]) -> tuple[tuple[str, str], ...]:
+def _columns(model: type[Model]) -> tuple[tuple[str | None, str], ...]:
     return tuple((f.column, f.attname) for f in model._meta.concrete_fields)
 
 

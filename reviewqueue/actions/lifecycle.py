@@ -129,7 +129,7 @@ def action_submit(
             except CredentialsChanged:
                 pass  # revoked, expired or changed since this process read it
         # Anything but that write: told only to a key the database still holds.
-        agent = key_check.confirm().agent
+        agent = key_check.confirm()
     if over_limit is not None:
         raise over_limit
     if not agent.allows(submission.action_type, submission.tool):

@@ -70,7 +70,7 @@ class AgentKey(HttpBearer):
         if principal and principal.user:
             raise Forbidden("This endpoint takes an agent key, not a user token.")
         if principal and principal.remembered:
-            request.key_check = KeyCheck(principal)
+            request.key_check = KeyCheck(principal)  # type: ignore[attr-defined]
         return principal
 
 

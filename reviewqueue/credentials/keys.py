@@ -99,15 +99,17 @@ class KeyCheck:
         self.principal = principal
         self.pending: Principal | None = principal if principal.remembered else None
 
-    def confirm(self) -> Principal:
-        """The principal as the database has it now (its agent read again), or
-        Unauthenticated if the key was revoked or expired or its agent deactivated."""
+    def confirm(self) -> Agent:
+        """The agent as the database has it now, or Unauthenticated if the key
+        was revoked or expired or its agent deactivated."""
         if self.pending is not None:
             fresh = _authenticate_hash(self.pending.key_hash)
             if fresh is None or fresh.agent is None:
                 raise Unauthenticated()
             self.principal, self.pending = fresh, None
-        return self.principal
+        if self.principal.agent is None:  # never: only agents' keys are remembered
+            raise Unauthenticated()
+        return self.principal.agent
 
     def confirmed_by_write(self) -> None:
         """The submit function checked the key (live, agent unchanged) in the statement that wrote."""

@@ -1,24 +1,44 @@
-"""Submit throughput and latency against a running server on PostgreSQL.
+"""The web server as a user runs it, against the issue's targets.
 
-Starts gunicorn exactly as the run command does (gthread, a trained risk
-model), then drives it with
-wrk from 16 connections: first the floor (a bare view doing one INSERT), then
-POST /api/v1/actions, then the same again while 50 agents sit in long-polls.
-Prints req/s, p50 and p99 for each, the CPU per request of the web server and
-of PostgreSQL (from /proc: where the time goes), and our throughput as a
-ratio of the floor.
+Starts gunicorn exactly as the run command does, with only what the README
+tells a user to set for PostgreSQL and Redis (DATABASE_URL, REDIS_URL,
+CELERY_BROKER_URL; every other variable at its default, whatever this shell
+holds), and a trained risk model. Then measures, printing each beside its
+target:
 
-    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/reviewqueue_bench \
-        .venv/bin/python bench/submit_bench.py [--seconds 10] [--rounds 3]
+1. throughput and p50/p99 of POST /api/v1/actions from 16 kept-alive
+   connections (wrk), without and with an Idempotency-Key (a new one per
+   request), beside the floor: a bare Django view on the same server doing
+   one INSERT (bench/floor.py). The three alternate for --rounds runs of
+   --seconds and the medians are compared, because a VM's speed drifts by
+   tens of percent within minutes. Also the CPU per request of the web server
+   and of PostgreSQL, and how the 16 connections were split between workers;
+2. one agent's sequential calls (one connection, one call at a time): p50
+   and p99 of a submission beside the floor's;
+3. 300 different agents each parked in GET /actions/{id}/wait?timeout=60
+   on a blocking action, while fresh connections (no keep-alive) submit one
+   at a time: p50/p99 of those submissions, and whether every wait stayed
+   parked until its agent cancelled the action;
+4. the server's memory: PSS (and RSS) of the master and its workers summed,
+   at start, after the load and with the 300 waits parked.
 
-Needs wrk (apt-get install wrk). The database named in DATABASE_URL is
-dropped and recreated.
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/reviewqueue_bench \\
+    REDIS_URL=redis://127.0.0.1:6379/6 CELERY_BROKER_URL=redis://127.0.0.1:6379/5 \\
+        .venv/bin/python bench/submit_bench.py [--seconds 10] [--rounds 3] [--set NAME=VALUE ...]
+
+`--set` starts the server with a setting changed (e.g. WEB_THREADS=64, to
+see what a smaller thread budget does); the run then says it is not the
+defaults. Needs wrk (apt-get install wrk). The database named in
+DATABASE_URL is dropped and recreated.
 """
 
 import argparse
+import collections
+import http.client
 import json
 import os
 import re
+import secrets
 import socket
 import statistics
 import subprocess
@@ -26,6 +46,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
@@ -41,6 +62,8 @@ BODY = {
     "conversation_id": "",
     "callback_url": "https://agent.example/hooks/reviewqueue",
 }
+REFUND = {"action_type": "payments.refund", "tool": "stripe.refunds.create", "payload": {"amount": 4800},
+          "summary": "Refund $4,800 to customer 8812"}
 TABLE_SQL = """
 CREATE TABLE IF NOT EXISTS bench_floor (
     id bigserial PRIMARY KEY, action_type text, tool text, summary text, rationale text,
@@ -50,10 +73,28 @@ CREATE TABLE IF NOT EXISTS bench_floor (
 """
 LUA = """
 wrk.method = "POST"
-wrk.body = [[%s]]
+wrk.body = [[%(body)s]]
 wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer %s"
+wrk.headers["Authorization"] = "Bearer %(key)s"
 """
+# A new Idempotency-Key per request: "<run>-<thread>-<count>".
+LUA_KEYED = LUA + """
+local threads = 0
+function setup(thread)
+   threads = threads + 1
+   thread:set("tid", threads)
+end
+local count = 0
+function request()
+   count = count + 1
+   wrk.headers["Idempotency-Key"] = "%(run)s-" .. tid .. "-" .. count
+   return wrk.format()
+end
+"""
+# What a user sets for PostgreSQL and Redis (README, "Configuration"); the
+# server sees these and nothing else from this shell.
+USER_SETTINGS = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")
+WAITERS = 300
 
 
 def sh(*args, **kwargs):
@@ -66,38 +107,56 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wrk(url, key, seconds, connections=16, server_pid=None):
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(LUA % (json.dumps(BODY), key))
-    web_before, db_before = _cpu(server_pid), _cpu_postgres()
+def wrk(url, key, seconds, *, connections=16, keyed=False, server=None):
+    """wrk's figures for POSTing BODY, with the CPU per request of the server and PostgreSQL."""
+    script = LUA_KEYED if keyed else LUA
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
+        lua.write(script % {"body": json.dumps(BODY), "key": key, "run": secrets.token_hex(6)})
+    web_before, db_before = _cpu(server.pid) if server else 0.0, _cpu_postgres()
+    split = {}
+    sampler = threading.Thread(target=lambda: split.update(_split_later(server, 2.0)), daemon=True)
+    if server:
+        sampler.start()
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name, url],
+        ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", lua.name, url],
         check=True, capture_output=True, text=True,
     ).stdout
-    web, db = _cpu(server_pid) - web_before, _cpu_postgres() - db_before
+    os.unlink(lua.name)
+    web, db = (_cpu(server.pid) if server else 0.0) - web_before, _cpu_postgres() - db_before
     requests = int(re.search(r"(\d+) requests in", out)[1])
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])
     pct = {m[0]: _ms(m[1], m[2]) for m in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)}
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sampler.join(1) if server else None
     return {"rps": rps, "p50": pct["50"], "p99": pct["99"], "errors": int(non2xx[1]) if non2xx else 0,
-            "web_ms": 1000 * web / requests, "db_ms": 1000 * db / requests}
+            "web_ms": 1000 * web / requests, "db_ms": 1000 * db / requests,
+            "split": "/".join(str(n) for n in sorted(split.values(), reverse=True))}
+
+
+def _split_later(server, delay: float) -> dict[int, int]:
+    time.sleep(delay)
+    return connections_per_worker(server)
 
 
 def _cpu(pid) -> float:
     """CPU seconds used so far by a process and its children (Linux /proc)."""
-    if pid is None:
-        return 0.0
     total, pending = 0.0, [pid]
     while pending:
         current = pending.pop()
         try:
             fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
             total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-            for task in Path(f"/proc/{current}/task").iterdir():
-                pending += [int(child) for child in (task / "children").read_text().split()]
+            pending += _children(current)
         except OSError:  # it ended meanwhile
             continue
     return total
+
+
+def _children(pid: int) -> list[int]:
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children += [int(child) for child in (task / "children").read_text().split()]
+    return children
 
 
 def _cpu_postgres() -> float:
@@ -127,29 +186,173 @@ def _ms(value, unit):
 
 def _median(runs: list[dict]) -> dict:
     """Each figure's median over the runs (the middle run for an odd count)."""
-    return {name: statistics.median(run[name] for run in runs) for name in runs[0]}
+    return {name: statistics.median(run[name] for run in runs) if name != "split" else runs[0][name]
+            for name in runs[0]}
 
 
-def park_waiters(base, key, count, seconds):
-    """`count` agents long-polling pending actions for `seconds`."""
-    ids = []
+def connections_per_worker(server) -> dict[int, int]:
+    """Established TCP connections held by each worker of the server (from /proc)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as rows:
+            for row in list(rows)[1:]:
+                fields = row.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == server.port and fields[3] == "01":
+                    inodes.add(fields[9])
+    counts = {}
+    for pid in _children(server.pid):
+        held = 0
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            held += target.startswith("socket:[") and target[8:-1] in inodes
+        counts[pid] = held
+    return counts
+
+
+def memory(server) -> dict:
+    """PSS and RSS in MB, summed over the master and its workers (/proc/PID/smaps_rollup).
+
+    PSS splits a page shared by n processes n ways, so it adds up to what
+    the server really holds; RSS counts a shared page once per process."""
+    pss = rss = 0
+    for pid in [server.pid, *_children(server.pid)]:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name == "Pss":
+                pss += int(value.split()[0])
+            elif name == "Rss":
+                rss += int(value.split()[0])
+    return {"pss": pss / 1024, "rss": rss / 1024}
+
+
+def sequential(host, port, path, key, count) -> dict:
+    """p50/p99 in ms of `count` POSTs one after another on one kept-alive connection."""
+    connection = http.client.HTTPConnection(host, port, timeout=30)
+    body = json.dumps(BODY)
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
+    latencies, failed = [], 0
     for _ in range(count):
-        request = urllib.request.Request(
-            f"{base}/api/v1/actions", method="POST",
-            data=json.dumps({**BODY, "action_type": "payments.refund", "summary": "Refund $3"}).encode(),
-            headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
+        started = time.perf_counter()
+        connection.request("POST", path, body=body, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        latencies.append((time.perf_counter() - started) * 1000)
+        failed += response.status >= 300
+    connection.close()
+    return _percentiles(latencies, failed)
+
+
+def fresh_connection_submissions(host, port, key, count) -> dict:
+    """p50/p99 in ms of `count` submissions, each on a new connection (connect to answer)."""
+    body = json.dumps(BODY)
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}", "Connection": "close"}
+    latencies, failed = [], 0
+    for _ in range(count):
+        started = time.perf_counter()
+        connection = http.client.HTTPConnection(host, port, timeout=60)
+        try:
+            connection.request("POST", "/api/v1/actions", body=body, headers=headers)
+            response = connection.getresponse()
+            response.read()
+            failed += response.status >= 300
+        except OSError:
+            failed += 1
+        finally:
+            connection.close()
+        latencies.append((time.perf_counter() - started) * 1000)
+    return _percentiles(latencies, failed)
+
+
+def _percentiles(latencies: list[float], failed: int) -> dict:
+    latencies.sort()
+    return {"p50": statistics.median(latencies), "p99": latencies[max(int(len(latencies) * 0.99) - 1, 0)],
+            "failed": failed}
+
+
+def _call(base, method, path, key, body=None, timeout=30):
+    request = urllib.request.Request(f"{base}{path}", method=method, data=json.dumps(body).encode() if body else None,
+                                     headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"})
+    with urllib.request.urlopen(request, timeout=timeout) as answer:
+        return answer.status, json.load(answer)
+
+
+class Waiters:
+    """One long-poll per agent, each on its own connection, on a blocking action."""
+
+    def __init__(self, base: str, keys: list[str]):
+        self.base, self.keys = base, keys
+        self.ids = [_call(base, "POST", "/api/v1/actions", key, REFUND)[1]["id"] for key in keys]
+        self.sent = threading.Semaphore(0)
+        self.answers: list[tuple[int, str]] = []
+        self.threads = [threading.Thread(target=self._wait, args=(k, i), daemon=True)
+                        for k, i in zip(keys, self.ids)]
+
+    def _wait(self, key, action_id):
+        connection = http.client.HTTPConnection("127.0.0.1", int(self.base.rsplit(":", 1)[1]), timeout=90)
+        try:
+            try:
+                connection.request("GET", f"/api/v1/actions/{action_id}/wait?timeout=60",
+                                   headers={"Authorization": f"Bearer {key}"})
+            finally:
+                self.sent.release()
+            response = connection.getresponse()
+            answer = (response.status, json.loads(response.read() or b"{}").get("status", ""))
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            answer = (0, repr(exc))
+        finally:
+            connection.close()
+        self.answers.append(answer)
+
+    def park(self):
+        for thread in self.threads:
+            thread.start()
+        for _ in self.threads:
+            self.sent.acquire(timeout=60)
+        time.sleep(2)  # the last requests reach their threads and park
+
+    def release(self) -> None:
+        """Each agent cancels its action, which wakes its wait."""
+        for key, action_id in zip(self.keys, self.ids):
+            _call(self.base, "POST", f"/api/v1/actions/{action_id}/cancel", key)
+        for thread in self.threads:
+            thread.join(30)
+
+
+class Server:
+    """gunicorn as the run command starts it; `changes` names gunicorn settings
+    (lower case, e.g. reuse_port=False) or environment variables to change."""
+
+    def __init__(self, env: dict[str, str], changes: dict[str, str] | None = None):
+        self.port = free_port()
+        config = "config/gunicorn.conf.py"
+        changes = changes or {}
+        if server_settings := {k: v for k, v in changes.items() if k.islower()}:
+            with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as changed:
+                changed.write(f"exec(open({str(ROOT / config)!r}).read())\n")
+                changed.writelines(f"{name} = {value}\n" for name, value in server_settings.items())
+            config = changed.name
+        self.process = subprocess.Popen(
+            [str(ROOT / ".venv/bin/gunicorn"), "config.wsgi", "-c", config],
+            cwd=ROOT, env={**env, **{k: v for k, v in changes.items() if not k.islower()},
+                           "BIND": f"127.0.0.1:{self.port}"},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        ids.append(json.load(urllib.request.urlopen(request))["id"])
+        self.pid = self.process.pid
+        self.base = f"http://127.0.0.1:{self.port}"
+        for _ in range(300):  # until it answers (401: no key); the OpenAPI document would cost a worker 13 MB
+            try:
+                urllib.request.urlopen(f"{self.base}/api/v1/kill-switch")
+            except urllib.error.HTTPError:
+                break
+            except OSError:
+                time.sleep(0.2)
 
-    def wait(action_id):
-        request = urllib.request.Request(f"{base}/api/v1/actions/{action_id}/wait?timeout={seconds}",
-                                         headers={"Authorization": f"Bearer {key}"})
-        urllib.request.urlopen(request, timeout=seconds + 10).read()
-
-    threads = [threading.Thread(target=wait, args=(i,), daemon=True) for i in ids]
-    for thread in threads:
-        thread.start()
-    return threads
+    def stop(self):
+        self.process.terminate()
+        self.process.wait()
 
 
 def fresh_database() -> str:
@@ -164,65 +367,146 @@ def fresh_database() -> str:
     return url
 
 
+def user_environment(url: str, var: str, overrides: dict[str, str]) -> dict[str, str]:
+    """The shell's PATH and locale, the user's settings and nothing else."""
+    env = {name: os.environ[name] for name in ("PATH", "HOME", "LANG", "TMPDIR") if name in os.environ}
+    env.update({name: os.environ[name] for name in USER_SETTINGS if name in os.environ})
+    env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/6")
+    env.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/5")
+    return {**env, "DATABASE_URL": url, "REVIEWQUEUE_VAR_DIR": var, "DJANGO_SETTINGS_MODULE": "bench.settings",
+            **overrides}
+
+
+def create_agents(env, count: int) -> tuple[str, list[str]]:
+    """The throughput agent's key (rate limit out of the way) and `count` waiting agents' keys."""
+    script = (
+        "import json\n"
+        "from reviewqueue.credentials.keys import agent_create\n"
+        "keys = [agent_create(name='bench', scopes=['*'], actor='bench', rate_limit_per_minute=100_000_000)[1]]\n"
+        f"keys += [agent_create(name=f'waiter-{{n}}', scopes=['*'], actor='bench')[1] for n in range({count})]\n"
+        "print(json.dumps(keys))\n"
+    )
+    out = sh(PY, "manage.py", "shell", "-c", script, env=env, capture_output=True, text=True).stdout
+    keys = json.loads(out.strip().splitlines()[-1])
+    return keys[0], keys[1:]
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="start the server with this setting changed (not the defaults then; lower case:"
+                             " a gunicorn setting, upper case: a variable)")
+    parser.add_argument("--compare", action="append", default=[], metavar="NAME=VALUE",
+                        help="also run a second server with this setting changed, in the same rounds"
+                             " (lower case: a gunicorn setting, e.g. reuse_port=False; upper case: a variable)")
     args = parser.parse_args()
+    overrides = dict(item.split("=", 1) for item in args.set)
+    changed = dict(item.split("=", 1) for item in args.compare)
     url = fresh_database()
-    var = tempfile.mkdtemp(prefix="rq-bench-")
-    env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "bench.settings",
-           "REVIEWQUEUE_VAR_DIR": var, "DATABASE_POOL_MAX_SIZE": os.environ.get("DATABASE_POOL_MAX_SIZE", "16")}
+    env = user_environment(url, tempfile.mkdtemp(prefix="rq-bench-"),
+                           {k: v for k, v in overrides.items() if not k.islower()})
+    server_settings = {k: v for k, v in overrides.items() if k.islower()}
     sh(PY, "manage.py", "migrate", "-v0", env=env)
     # Route with a trained model, as the run command does.
     sh(PY, "manage.py", "train_risk_model", "--if-missing", "--quiet", env=env, stdout=subprocess.DEVNULL)
     sh("psql", url, "-qc", TABLE_SQL)
-    out = sh(PY, "manage.py", "create_agent", "bench", "--scope", "*", "--rate-limit", "100000000",
-             env=env, capture_output=True, text=True).stdout
-    key = out.strip().split()[-1]
-    port = free_port()
-    server = subprocess.Popen(
-        [str(ROOT / ".venv/bin/gunicorn"), "config.wsgi", "-c", "config/gunicorn.conf.py"],
-        # One bench key plays the 50 waiting agents, so it may hold 50 long-polls.
-        cwd=ROOT, env={**env, "BIND": f"127.0.0.1:{port}", "REVIEWQUEUE_WAIT_MAX_PER_AGENT": "64"},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
+    key, waiter_keys = create_agents(env, WAITERS)
+    server = Server(env, server_settings)
+    other = Server(env, {**server_settings, **changed}) if changed else None
+    host, port, base = "127.0.0.1", server.port, server.base
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"{base}/api/v1/openapi.json")
-                break
-            except OSError:
-                time.sleep(0.2)
-        wrk(f"{base}/bench/floor", key, 3)  # warm up both paths
+        at_start = memory(server)
+        wrk(f"{base}/bench/floor", key, 3)  # warm up every path
         wrk(f"{base}/api/v1/actions", key, 3)
+        wrk(f"{base}/api/v1/actions", key, 3, keyed=True)
+        if other:
+            wrk(f"{other.base}/api/v1/actions", key, 3)
         # This VM's speed drifts by tens of percent within minutes: alternate
-        # the two and compare medians, so both see the same machine.
-        floors, ourses = [], []
+        # the three and compare medians, so all see the same machine.
+        runs = {"floor": [], "ours": [], "keyed": [], "other": []}
         for _ in range(args.rounds):
-            floors.append(wrk(f"{base}/bench/floor", key, args.seconds, server_pid=server.pid))
-            ourses.append(wrk(f"{base}/api/v1/actions", key, args.seconds, server_pid=server.pid))
-        floor, ours = _median(floors), _median(ourses)
-        park_waiters(base, key, 50, args.seconds + 15)
-        time.sleep(1)
-        waiting = wrk(f"{base}/api/v1/actions", key, args.seconds, server_pid=server.pid)
+            runs["floor"].append(wrk(f"{base}/bench/floor", key, args.seconds, server=server))
+            runs["ours"].append(wrk(f"{base}/api/v1/actions", key, args.seconds, server=server))
+            runs["keyed"].append(wrk(f"{base}/api/v1/actions", key, args.seconds, keyed=True, server=server))
+            if other:
+                runs["other"].append(wrk(f"{other.base}/api/v1/actions", key, args.seconds, server=other))
+        floor, ours, keyed = (_median(runs[name]) for name in ("floor", "ours", "keyed"))
+        if other:
+            other.stop()
+            other = None
+        seq_floor = sequential(host, port, "/bench/floor", key, 1000)
+        seq_ours = sequential(host, port, "/api/v1/actions", key, 1000)
+        after_load = memory(server)
+
+        fresh_before = fresh_connection_submissions(host, port, key, 100)
+        waiters = Waiters(base, waiter_keys)
+        waiters.park()
+        parked_before = WAITERS - len(waiters.answers)
+        fresh = fresh_connection_submissions(host, port, key, 200)
+        parked_after = WAITERS - len(waiters.answers)
+        with_waiters = memory(server)
+        waiter_split = "/".join(str(n) for n in sorted(connections_per_worker(server).values(), reverse=True))
+        waiters.release()
+        released = memory(server)
+        cancelled = sum(answer == (200, "cancelled") for answer in waiters.answers)
+        others = collections.Counter(answer for answer in waiters.answers if answer != (200, "cancelled"))
     finally:
-        server.terminate()
-        server.wait()
-    print(f"submit benchmark: 16 connections, {args.rounds} alternating rounds of {args.seconds}s,"
-          " gunicorn gthread, PostgreSQL")
-    for number, (f, o) in enumerate(zip(floors, ourses), 1):
-        print(f"  round {number}: floor {f['rps']:.0f} req/s, ours {o['rps']:.0f} req/s (p99 {o['p99']:.1f} ms),"
-              f" ratio {o['rps'] / f['rps']:.2f}")
-    print("medians:")
-    print(f"{'':<34}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}   CPU ms per request: web  PostgreSQL")
-    for name, r in (("floor (parse + 1 INSERT)", floor), ("POST /api/v1/actions", ours),
-                    ("  … with 50 agents long-polling", waiting)):
-        print(f"{name:<34}{r['rps']:>9.0f}{r['p50']:>9.1f}{r['p99']:>9.1f}{r['errors']:>9}"
-              f"{r['web_ms']:>26.2f}{r['db_ms']:>12.2f}")
-    print(f"ratio to floor: {ours['rps'] / floor['rps']:.2f} (target ≥ 0.50); p99 {ours['p99']:.1f} ms (target ≤ 50)")
-    print(f"with 50 waiters: {waiting['rps'] / ours['rps']:.2f} of the throughput without them")
+        server.stop()
+        if other:
+            other.stop()
+
+    print(f"reviewqueue web server, {args.rounds} alternating rounds of {args.seconds}s, PostgreSQL and Redis;"
+          f" settings: {', '.join(f'{k}={v}' for k, v in overrides.items()) or 'the defaults'}")
+    print("16 kept-alive connections (wrk):")
+    for number in range(args.rounds):
+        f, o, k = (runs[name][number] for name in ("floor", "ours", "keyed"))
+        print(f"  round {number + 1}: floor {f['rps']:.0f}/s, ours {o['rps']:.0f}/s (p99 {o['p99']:.1f} ms),"
+              f" keyed {k['rps']:.0f}/s (p99 {k['p99']:.1f} ms); ratios {o['rps'] / f['rps']:.2f},"
+              f" {k['rps'] / f['rps']:.2f}")
+        if changed:
+            c = runs["other"][number]
+            print(f"           with {', '.join(args.compare)}: {c['rps']:.0f}/s (p99 {c['p99']:.1f} ms),"
+                  f" ratio {c['rps'] / f['rps']:.2f}")
+    print(f"  medians{'':<27}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'non-2xx':>8}  CPU ms/request: web  PostgreSQL"
+          "  connections per worker")
+    rows = [("floor (parse + 1 INSERT)", floor), ("POST /api/v1/actions", ours), ("  … with an Idempotency-Key", keyed)]
+    if changed:
+        rows.append((f"  … {', '.join(args.compare)}"[:33], _median(runs["other"])))
+    for name, r in rows:
+        print(f"  {name:<33}{r['rps']:>8.0f}{r['p50']:>8.1f}{r['p99']:>8.1f}{r['errors']:>8}"
+              f"{r['web_ms']:>22.2f}{r['db_ms']:>12.2f}  {r['split']:>10}")
+    print("one agent, one call at a time (1000 calls on a kept-alive connection):")
+    print(f"  floor p50 {seq_floor['p50']:.2f} ms, p99 {seq_floor['p99']:.2f} ms;"
+          f" POST /api/v1/actions p50 {seq_ours['p50']:.2f} ms, p99 {seq_ours['p99']:.2f} ms"
+          f" ({seq_ours['p50'] - seq_floor['p50']:+.2f} ms over the floor at p50)")
+    print(f"{WAITERS} agents parked in wait?timeout=60 ({parked_before} parked when measuring began,"
+          f" {parked_after} when it ended, {cancelled} answered 'cancelled' when their agents cancelled;"
+          f" per worker {waiter_split}):")
+    if others:
+        print(f"  other answers to the waits: {dict(others)}")
+    print(f"  submissions on fresh connections, one at a time: before p50 {fresh_before['p50']:.1f} ms,"
+          f" p99 {fresh_before['p99']:.1f} ms; during p50 {fresh['p50']:.1f} ms, p99 {fresh['p99']:.1f} ms;"
+          f" failed {fresh_before['failed'] + fresh['failed']}")
+    print(f"memory of master + workers: PSS {at_start['pss']:.0f} MB at start, {after_load['pss']:.0f} MB after"
+          f" the load, {with_waiters['pss']:.0f} MB with {WAITERS} waits parked, {released['pss']:.0f} MB once they"
+          f" answered (RSS {at_start['rss']:.0f}, {after_load['rss']:.0f}, {with_waiters['rss']:.0f},"
+          f" {released['rss']:.0f} MB)")
+    peak = max(at_start["pss"], after_load["pss"], with_waiters["pss"], released["pss"])
+    print("targets:")
+    for label, value, target, ok in (
+        ("submissions / floor", f"{ours['rps'] / floor['rps']:.2f}", "≥ 0.50", ours["rps"] / floor["rps"] >= 0.5),
+        ("keyed submissions / floor", f"{keyed['rps'] / floor['rps']:.2f}", "≥ 0.50",
+         keyed["rps"] / floor["rps"] >= 0.5),
+        ("submission p99", f"{ours['p99']:.1f} ms", "≤ 50 ms", ours["p99"] <= 50),
+        ("keyed submission p99", f"{keyed['p99']:.1f} ms", "≤ 50 ms", keyed["p99"] <= 50),
+        ("one agent's sequential call, p50", f"{seq_ours['p50']:.2f} ms", "≤ 2 ms", seq_ours["p50"] <= 2),
+        (f"fresh connection's submission p99, {WAITERS} waits parked", f"{fresh['p99']:.1f} ms", "≤ 100 ms",
+         fresh["p99"] <= 100 and parked_after == WAITERS),
+        ("memory (PSS, peak)", f"{peak:.0f} MB", "≤ 300 MB", peak <= 300),
+    ):
+        print(f"  {label:<56}{value:>10}  target {target:<9}{'met' if ok else 'MISSED'}")
 
 
 if __name__ == "__main__":

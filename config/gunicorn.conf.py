@@ -3,8 +3,9 @@
 A long-poll parks its thread on an event (with no database connection), so
 the thread budget is sized for waiting agents: WEB_THREADS a worker (256),
 of which long-polls may hold all but a reserve kept for everything else.
-The master loads the application and the risk model once, and the workers
-share those pages.
+Of the threads with work, WEB_ACTIVE_REQUESTS (2) run at once, in arrival
+order. The master loads the application and the risk model once, and the
+workers share those pages.
 """
 
 import multiprocessing
@@ -14,6 +15,8 @@ bind = os.environ.get("BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
 worker_class = "gthread"
 threads = int(os.environ.get("WEB_THREADS", 256))
+# Of the threads, how many run requests at once (reviewqueue/core/admission.py).
+active_requests = int(os.environ.get("WEB_ACTIVE_REQUESTS", 2))
 # Threads long-polls may never take, so a fresh submission, a kill switch or
 # a reviewer's page always finds one (reviewqueue/actions/wakeups.py).
 reserved_threads = min(32, threads // 2)
@@ -60,7 +63,9 @@ def when_ready(server):
 
 def post_worker_init(worker):
     from reviewqueue.actions import wakeups
+    from reviewqueue.core import admission
 
+    admission.configure(active_requests)
     wakeups.configure(max_waiting=threads - reserved_threads)
-    worker.log.info("Worker ready (pid %s): %s threads, long-polls may hold %s", worker.pid, threads,
-                    threads - reserved_threads)
+    worker.log.info("Worker ready (pid %s): %s threads, long-polls may hold %s, %s request(s) run at a time",
+                    worker.pid, threads, threads - reserved_threads, active_requests)

@@ -21,6 +21,7 @@ from collections import defaultdict
 from django.conf import settings
 from django.db import close_old_connections, connection
 
+from reviewqueue.core import admission
 from reviewqueue.core.errors import TooManyWaits
 
 _lock = threading.Lock()
@@ -68,7 +69,8 @@ def wait(action_id: uuid.UUID, *, timeout: float, key_hash: str = "") -> bool:
         _ensure_watcher()
     _watcher_wakeup.set()
     try:
-        return event.wait(timeout)
+        with admission.yielded():  # its slot goes to a request that runs meanwhile
+            return event.wait(timeout)
     finally:
         with _lock:
             _waiting -= 1

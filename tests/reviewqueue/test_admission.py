@@ -1,6 +1,7 @@
-"""What the web server admits while agents wait: long-polls hold threads up to
-a budget that leaves the rest to everyone else, over real HTTP on gunicorn
-as the run command starts it (config/gunicorn.conf.py)."""
+"""What the web server admits: the per-process gate on running requests
+(order, limit, long-polls that give their slot back), and long-polls holding
+threads up to a budget that leaves the rest to everyone else, over real HTTP
+on gunicorn as the run command starts it (config/gunicorn.conf.py)."""
 
 import threading
 import time
@@ -9,19 +10,148 @@ import httpx
 import pytest
 
 from reviewqueue.actions import lifecycle
+from reviewqueue.core import admission
+from reviewqueue.core.admission import Gate
 from reviewqueue.models import Action
 from tests.conftest import make_agent, submission
-from tests.processes import Gunicorn, database_url
+from tests.processes import Gunicorn, database_url, wait_until
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+def _queued(gate, count):
+    assert wait_until(lambda: gate.waiting == count, timeout=5, interval=0.005), f"{gate.waiting} queued, not {count}"
+
+
+def test_a_freed_slot_goes_to_the_longest_waiter_not_to_a_newcomer():
+    gate = Gate(1)
+    gate.acquire()
+    order = []
+
+    def take(name, hold=None):
+        gate.acquire()
+        order.append(name)
+        if hold:
+            hold.wait(5)
+        gate.release()
+
+    first_may_go = threading.Event()
+    threads = [threading.Thread(target=take, args=("first", first_may_go))]
+    threads[0].start()
+    _queued(gate, 1)
+    for name in ("second", "third"):
+        threads.append(threading.Thread(target=take, args=(name,)))
+        threads[-1].start()
+        _queued(gate, len(threads))
+
+    gate.release()
+    newcomer = threading.Thread(target=take, args=("newcomer",))
+    newcomer.start()
+    _queued(gate, 3)  # the newcomer queued behind second and third, though the slot had just been freed
+    first_may_go.set()
+    for thread in [*threads, newcomer]:
+        thread.join(5)
+
+    assert order == ["first", "second", "third", "newcomer"]
+
+
+def test_no_more_requests_run_than_the_gate_has_slots():
+    gate, lock = Gate(2), threading.Lock()
+    running, most, finished = 0, 0, []
+
+    def request(number):
+        nonlocal running, most
+        gate.acquire()
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.005)
+        with lock:
+            running -= 1
+        finished.append(number)
+        gate.release()
+
+    threads = [threading.Thread(target=request, args=(n,)) for n in range(24)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+
+    assert most == 2
+    assert sorted(finished) == list(range(24))
+
+
+def test_a_gate_needs_a_slot():
+    with pytest.raises(ValueError, match="at least one slot"):
+        Gate(0)
+
+
+@pytest.fixture
+def one_slot():
+    admission.configure(1)
+    yield
+    admission.configure(0)
+
+
+def _wsgi_call(app, path):
+    status = []
+    body = app({"PATH_INFO": path}, lambda s, headers: status.append(s))
+    return status[0], b"".join(body)
+
+
+def _answered_while_one_blocks(app, blocked: threading.Event, release: threading.Event) -> list:
+    """Through the gate: what a second request got within 3 s while a first
+    (to /block) was blocked in `app`."""
+    gated = admission.gated(app)
+    first = threading.Thread(target=_wsgi_call, args=(gated, "/block"))
+    first.start()
+    assert blocked.wait(5)
+    answered = []
+    second = threading.Thread(target=lambda: answered.append(_wsgi_call(gated, "/submit")))
+    second.start()
+    second.join(3)
+    release.set()
+    first.join(5)
+    return answered
+
+
+def test_a_waiting_request_lets_another_run_through_its_single_slot(one_slot):
+    woken, parked = threading.Event(), threading.Event()
+
+    def app(environ, start_response):
+        if environ["PATH_INFO"] == "/block":
+            parked.set()
+            with admission.yielded():
+                woken.wait(10)
+        start_response("200 OK", [])
+        return [environ["PATH_INFO"].encode()]
+
+    answered = _answered_while_one_blocks(app, parked, woken)
+
+    assert answered == [("200 OK", b"/submit")], "the other request waited for the long-poll"
+
+
+def test_without_a_limit_the_gate_lets_everything_through():
+    admission.configure(0)
+    busy, done = threading.Event(), threading.Event()
+
+    def app(environ, start_response):
+        start_response("200 OK", [])
+        if environ["PATH_INFO"] == "/block":
+            busy.set()
+            done.wait(10)  # holding a slot, if there were slots
+        return [b"ok"]
+
+    assert _answered_while_one_blocks(app, busy, done) == [("200 OK", b"ok")]
+
+
+# ------------------------------------------------- long-polls and threads ---
 
 LOOKUP = submission(action_type="crm.contacts.lookup", tool="hubspot.contacts.search", summary="Look up a contact",
                     payload={"query": "jane@acme.example"})
 
 
-def _server(tmp_path, threads: int) -> Gunicorn:
+def _server(tmp_path, *, threads: int, active: int = 2) -> Gunicorn:
     return Gunicorn({"PATH": "/usr/bin:/bin", "DATABASE_URL": database_url(), "REVIEWQUEUE_VAR_DIR": str(tmp_path),
-                     "REVIEWQUEUE_ENV": "test", "WEB_THREADS": str(threads)})
+                     "REVIEWQUEUE_ENV": "test", "WEB_THREADS": str(threads), "WEB_ACTIVE_REQUESTS": str(active)})
 
 
 def _submit_on_a_new_connection(server: Gunicorn, key: str, payload: dict) -> tuple[httpx.Response, float]:
@@ -59,10 +189,13 @@ class Waits:
             thread.join(20)
 
 
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
 def test_agents_parked_in_long_polls_leave_new_connections_answered_at_once(tmp_path, reviewer):
-    """Eight threads: four are the reserve, four agents wait in the others,
-    and an agent opening a new connection gets its answer at once."""
-    server = _server(tmp_path, threads=8)
+    """Eight threads, one running a request at a time: four agents wait in
+    four threads (giving the running slot back), and an agent opening a new
+    connection gets its answer at once."""
+    server = _server(tmp_path, threads=8, active=1)
     try:
         waits = Waits(server, [make_agent(f"patient-{n}", rate_limit_per_minute=1000) for n in range(4)])
         waits.start()
@@ -78,6 +211,8 @@ def test_agents_parked_in_long_polls_leave_new_connections_answered_at_once(tmp_
     assert {answer.json()["status"] for answer in waits.answers.values()} == {"approved"}
 
 
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
 def test_past_the_servers_budget_a_long_poll_is_refused_and_submissions_still_answer(tmp_path, reviewer):
     """Eight threads, four of them for long-polls: a fifth waiting agent gets
     429 too_many_waits with Retry-After, and new submissions are still served."""

@@ -62,8 +62,12 @@ BODY = {
     "conversation_id": "",
     "callback_url": "https://agent.example/hooks/reviewqueue",
 }
-REFUND = {"action_type": "payments.refund", "tool": "stripe.refunds.create", "payload": {"amount": 4800},
-          "summary": "Refund $4,800 to customer 8812"}
+REFUND = {
+    "action_type": "payments.refund",
+    "tool": "stripe.refunds.create",
+    "payload": {"amount": 4800},
+    "summary": "Refund $4,800 to customer 8812",
+}
 TABLE_SQL = """
 CREATE TABLE IF NOT EXISTS bench_floor (
     id bigserial PRIMARY KEY, action_type text, tool text, summary text, rationale text,
@@ -78,7 +82,9 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer %(key)s"
 """
 # A new Idempotency-Key per request: "<run>-<thread>-<count>".
-LUA_KEYED = LUA + """
+LUA_KEYED = (
+    LUA
+    + """
 local threads = 0
 function setup(thread)
    threads = threads + 1
@@ -91,6 +97,7 @@ function request()
    return wrk.format()
 end
 """
+)
 # What a user sets for PostgreSQL and Redis (README, "Configuration"); the
 # server sees these and nothing else from this shell.
 USER_SETTINGS = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")
@@ -119,7 +126,9 @@ def wrk(url, key, seconds, *, connections=16, keyed=False, server=None):
         sampler.start()
     out = subprocess.run(
         ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", lua.name, url],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     os.unlink(lua.name)
     web, db = (_cpu(server.pid) if server else 0.0) - web_before, _cpu_postgres() - db_before
@@ -128,9 +137,15 @@ def wrk(url, key, seconds, *, connections=16, keyed=False, server=None):
     pct = {m[0]: _ms(m[1], m[2]) for m in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)}
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     sampler.join(1) if server else None
-    return {"rps": rps, "p50": pct["50"], "p99": pct["99"], "errors": int(non2xx[1]) if non2xx else 0,
-            "web_ms": 1000 * web / requests, "db_ms": 1000 * db / requests,
-            "split": "/".join(str(n) for n in sorted(split.values(), reverse=True))}
+    return {
+        "rps": rps,
+        "p50": pct["50"],
+        "p99": pct["99"],
+        "errors": int(non2xx[1]) if non2xx else 0,
+        "web_ms": 1000 * web / requests,
+        "db_ms": 1000 * db / requests,
+        "split": "/".join(str(n) for n in sorted(split.values(), reverse=True)),
+    }
 
 
 def _split_later(server, delay: float) -> dict[int, int]:
@@ -186,8 +201,9 @@ def _ms(value, unit):
 
 def _median(runs: list[dict]) -> dict:
     """Each figure's median over the runs (the middle run for an odd count)."""
-    return {name: statistics.median(run[name] for run in runs) if name != "split" else runs[0][name]
-            for name in runs[0]}
+    return {
+        name: statistics.median(run[name] for run in runs) if name != "split" else runs[0][name] for name in runs[0]
+    }
 
 
 def connections_per_worker(server) -> dict[int, int]:
@@ -268,13 +284,20 @@ def fresh_connection_submissions(host, port, key, count) -> dict:
 
 def _percentiles(latencies: list[float], failed: int) -> dict:
     latencies.sort()
-    return {"p50": statistics.median(latencies), "p99": latencies[max(int(len(latencies) * 0.99) - 1, 0)],
-            "failed": failed}
+    return {
+        "p50": statistics.median(latencies),
+        "p99": latencies[max(int(len(latencies) * 0.99) - 1, 0)],
+        "failed": failed,
+    }
 
 
 def _call(base, method, path, key, body=None, timeout=30):
-    request = urllib.request.Request(f"{base}{path}", method=method, data=json.dumps(body).encode() if body else None,
-                                     headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"})
+    request = urllib.request.Request(
+        f"{base}{path}",
+        method=method,
+        data=json.dumps(body).encode() if body else None,
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
+    )
     with urllib.request.urlopen(request, timeout=timeout) as answer:
         return answer.status, json.load(answer)
 
@@ -287,15 +310,17 @@ class Waiters:
         self.ids = [_call(base, "POST", "/api/v1/actions", key, REFUND)[1]["id"] for key in keys]
         self.sent = threading.Semaphore(0)
         self.answers: list[tuple[int, str]] = []
-        self.threads = [threading.Thread(target=self._wait, args=(k, i), daemon=True)
-                        for k, i in zip(keys, self.ids)]
+        self.threads = [
+            threading.Thread(target=self._wait, args=(k, i), daemon=True) for k, i in zip(keys, self.ids, strict=True)
+        ]
 
     def _wait(self, key, action_id):
         connection = http.client.HTTPConnection("127.0.0.1", int(self.base.rsplit(":", 1)[1]), timeout=90)
         try:
             try:
-                connection.request("GET", f"/api/v1/actions/{action_id}/wait?timeout=60",
-                                   headers={"Authorization": f"Bearer {key}"})
+                connection.request(
+                    "GET", f"/api/v1/actions/{action_id}/wait?timeout=60", headers={"Authorization": f"Bearer {key}"}
+                )
             finally:
                 self.sent.release()
             response = connection.getresponse()
@@ -315,7 +340,7 @@ class Waiters:
 
     def release(self) -> None:
         """Each agent cancels its action, which wakes its wait."""
-        for key, action_id in zip(self.keys, self.ids):
+        for key, action_id in zip(self.keys, self.ids, strict=True):
             _call(self.base, "POST", f"/api/v1/actions/{action_id}/cancel", key)
         for thread in self.threads:
             thread.join(30)
@@ -336,9 +361,10 @@ class Server:
             config = changed.name
         self.process = subprocess.Popen(
             [str(ROOT / ".venv/bin/gunicorn"), "config.wsgi", "-c", config],
-            cwd=ROOT, env={**env, **{k: v for k, v in changes.items() if not k.islower()},
-                           "BIND": f"127.0.0.1:{self.port}"},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=ROOT,
+            env={**env, **{k: v for k, v in changes.items() if not k.islower()}, "BIND": f"127.0.0.1:{self.port}"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         self.pid = self.process.pid
         self.base = f"http://127.0.0.1:{self.port}"
@@ -373,8 +399,13 @@ def user_environment(url: str, var: str, overrides: dict[str, str]) -> dict[str,
     env.update({name: os.environ[name] for name in USER_SETTINGS if name in os.environ})
     env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/6")
     env.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/5")
-    return {**env, "DATABASE_URL": url, "REVIEWQUEUE_VAR_DIR": var, "DJANGO_SETTINGS_MODULE": "bench.settings",
-            **overrides}
+    return {
+        **env,
+        "DATABASE_URL": url,
+        "REVIEWQUEUE_VAR_DIR": var,
+        "DJANGO_SETTINGS_MODULE": "bench.settings",
+        **overrides,
+    }
 
 
 def create_agents(env, count: int) -> tuple[str, list[str]]:
@@ -395,18 +426,29 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="start the server with this setting changed (not the defaults then; lower case:"
-                             " a gunicorn setting, upper case: a variable)")
-    parser.add_argument("--compare", action="append", default=[], metavar="NAME=VALUE",
-                        help="also run a second server with this setting changed, in the same rounds"
-                             " (lower case: a gunicorn setting, e.g. reuse_port=False; upper case: a variable)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="start the server with this setting changed (not the defaults then; lower case:"
+        " a gunicorn setting, upper case: a variable)",
+    )
+    parser.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="also run a second server with this setting changed, in the same rounds"
+        " (lower case: a gunicorn setting, e.g. reuse_port=False; upper case: a variable)",
+    )
     args = parser.parse_args()
     overrides = dict(item.split("=", 1) for item in args.set)
     changed = dict(item.split("=", 1) for item in args.compare)
     url = fresh_database()
-    env = user_environment(url, tempfile.mkdtemp(prefix="rq-bench-"),
-                           {k: v for k, v in overrides.items() if not k.islower()})
+    env = user_environment(
+        url, tempfile.mkdtemp(prefix="rq-bench-"), {k: v for k, v in overrides.items() if not k.islower()}
+    )
     server_settings = {k: v for k, v in overrides.items() if k.islower()}
     sh(PY, "manage.py", "migrate", "-v0", env=env)
     # Route with a trained model, as the run command does.
@@ -457,53 +499,83 @@ def main():
         if other:
             other.stop()
 
-    print(f"reviewqueue web server, {args.rounds} alternating rounds of {args.seconds}s, PostgreSQL and Redis;"
-          f" settings: {', '.join(f'{k}={v}' for k, v in overrides.items()) or 'the defaults'}")
+    print(
+        f"reviewqueue web server, {args.rounds} alternating rounds of {args.seconds}s, PostgreSQL and Redis;"
+        f" settings: {', '.join(f'{k}={v}' for k, v in overrides.items()) or 'the defaults'}"
+    )
     print("16 kept-alive connections (wrk):")
     for number in range(args.rounds):
         f, o, k = (runs[name][number] for name in ("floor", "ours", "keyed"))
-        print(f"  round {number + 1}: floor {f['rps']:.0f}/s, ours {o['rps']:.0f}/s (p99 {o['p99']:.1f} ms),"
-              f" keyed {k['rps']:.0f}/s (p99 {k['p99']:.1f} ms); ratios {o['rps'] / f['rps']:.2f},"
-              f" {k['rps'] / f['rps']:.2f}")
+        print(
+            f"  round {number + 1}: floor {f['rps']:.0f}/s, ours {o['rps']:.0f}/s (p99 {o['p99']:.1f} ms),"
+            f" keyed {k['rps']:.0f}/s (p99 {k['p99']:.1f} ms); ratios {o['rps'] / f['rps']:.2f},"
+            f" {k['rps'] / f['rps']:.2f}"
+        )
         if changed:
             c = runs["other"][number]
-            print(f"           with {', '.join(args.compare)}: {c['rps']:.0f}/s (p99 {c['p99']:.1f} ms),"
-                  f" ratio {c['rps'] / f['rps']:.2f}")
-    print(f"  medians{'':<27}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'non-2xx':>8}  CPU ms/request: web  PostgreSQL"
-          "  connections per worker")
+            print(
+                f"           with {', '.join(args.compare)}: {c['rps']:.0f}/s (p99 {c['p99']:.1f} ms),"
+                f" ratio {c['rps'] / f['rps']:.2f}"
+            )
+    print(
+        f"  medians{'':<27}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'non-2xx':>8}  CPU ms/request: web  PostgreSQL"
+        "  connections per worker"
+    )
     rows = [("floor (parse + 1 INSERT)", floor), ("POST /api/v1/actions", ours), ("  … with an Idempotency-Key", keyed)]
     if changed:
         rows.append((f"  … {', '.join(args.compare)}"[:33], _median(runs["other"])))
     for name, r in rows:
-        print(f"  {name:<33}{r['rps']:>8.0f}{r['p50']:>8.1f}{r['p99']:>8.1f}{r['errors']:>8}"
-              f"{r['web_ms']:>22.2f}{r['db_ms']:>12.2f}  {r['split']:>10}")
+        print(
+            f"  {name:<33}{r['rps']:>8.0f}{r['p50']:>8.1f}{r['p99']:>8.1f}{r['errors']:>8}"
+            f"{r['web_ms']:>22.2f}{r['db_ms']:>12.2f}  {r['split']:>10}"
+        )
     print("one agent, one call at a time (1000 calls on a kept-alive connection):")
-    print(f"  floor p50 {seq_floor['p50']:.2f} ms, p99 {seq_floor['p99']:.2f} ms;"
-          f" POST /api/v1/actions p50 {seq_ours['p50']:.2f} ms, p99 {seq_ours['p99']:.2f} ms"
-          f" ({seq_ours['p50'] - seq_floor['p50']:+.2f} ms over the floor at p50)")
-    print(f"{WAITERS} agents parked in wait?timeout=60 ({parked_before} parked when measuring began,"
-          f" {parked_after} when it ended, {cancelled} answered 'cancelled' when their agents cancelled;"
-          f" per worker {waiter_split}):")
+    print(
+        f"  floor p50 {seq_floor['p50']:.2f} ms, p99 {seq_floor['p99']:.2f} ms;"
+        f" POST /api/v1/actions p50 {seq_ours['p50']:.2f} ms, p99 {seq_ours['p99']:.2f} ms"
+        f" ({seq_ours['p50'] - seq_floor['p50']:+.2f} ms over the floor at p50)"
+    )
+    print(
+        f"{WAITERS} agents parked in wait?timeout=60 ({parked_before} parked when measuring began,"
+        f" {parked_after} when it ended, {cancelled} answered 'cancelled' when their agents cancelled;"
+        f" per worker {waiter_split}):"
+    )
     if others:
         print(f"  other answers to the waits: {dict(others)}")
-    print(f"  submissions on fresh connections, one at a time: before p50 {fresh_before['p50']:.1f} ms,"
-          f" p99 {fresh_before['p99']:.1f} ms; during p50 {fresh['p50']:.1f} ms, p99 {fresh['p99']:.1f} ms;"
-          f" failed {fresh_before['failed'] + fresh['failed']}")
-    print(f"memory of master + workers: PSS {at_start['pss']:.0f} MB at start, {after_load['pss']:.0f} MB after"
-          f" the load, {with_waiters['pss']:.0f} MB with {WAITERS} waits parked, {released['pss']:.0f} MB once they"
-          f" answered (RSS {at_start['rss']:.0f}, {after_load['rss']:.0f}, {with_waiters['rss']:.0f},"
-          f" {released['rss']:.0f} MB)")
+    print(
+        f"  submissions on fresh connections, one at a time: before p50 {fresh_before['p50']:.1f} ms,"
+        f" p99 {fresh_before['p99']:.1f} ms; during p50 {fresh['p50']:.1f} ms, p99 {fresh['p99']:.1f} ms;"
+        f" failed {fresh_before['failed'] + fresh['failed']}"
+    )
+    print(
+        f"memory of master + workers: PSS {at_start['pss']:.0f} MB at start, {after_load['pss']:.0f} MB after"
+        f" the load, {with_waiters['pss']:.0f} MB with {WAITERS} waits parked, {released['pss']:.0f} MB once they"
+        f" answered (RSS {at_start['rss']:.0f}, {after_load['rss']:.0f}, {with_waiters['rss']:.0f},"
+        f" {released['rss']:.0f} MB)"
+    )
+    print(
+        f"  a parked wait: {1024 * (with_waiters['pss'] - after_load['pss']) / WAITERS:.0f} KB,"
+        f" {1024 * (released['pss'] - after_load['pss']) / WAITERS:.0f} KB once its thread has answered"
+    )
     peak = max(at_start["pss"], after_load["pss"], with_waiters["pss"], released["pss"])
     print("targets:")
     for label, value, target, ok in (
         ("submissions / floor", f"{ours['rps'] / floor['rps']:.2f}", "≥ 0.50", ours["rps"] / floor["rps"] >= 0.5),
-        ("keyed submissions / floor", f"{keyed['rps'] / floor['rps']:.2f}", "≥ 0.50",
-         keyed["rps"] / floor["rps"] >= 0.5),
+        (
+            "keyed submissions / floor",
+            f"{keyed['rps'] / floor['rps']:.2f}",
+            "≥ 0.50",
+            keyed["rps"] / floor["rps"] >= 0.5,
+        ),
         ("submission p99", f"{ours['p99']:.1f} ms", "≤ 50 ms", ours["p99"] <= 50),
         ("keyed submission p99", f"{keyed['p99']:.1f} ms", "≤ 50 ms", keyed["p99"] <= 50),
         ("one agent's sequential call, p50", f"{seq_ours['p50']:.2f} ms", "≤ 2 ms", seq_ours["p50"] <= 2),
-        (f"fresh connection's submission p99, {WAITERS} waits parked", f"{fresh['p99']:.1f} ms", "≤ 100 ms",
-         fresh["p99"] <= 100 and parked_after == WAITERS),
+        (
+            f"fresh connection's submission p99, {WAITERS} waits parked",
+            f"{fresh['p99']:.1f} ms",
+            "≤ 100 ms",
+            fresh["p99"] <= 100 and parked_after == WAITERS,
+        ),
         ("memory (PSS, peak)", f"{peak:.0f} MB", "≤ 300 MB", peak <= 300),
     ):
         print(f"  {label:<56}{value:>10}  target {target:<9}{'met' if ok else 'MISSED'}")

@@ -1,7 +1,8 @@
 """One agent floods the server with long-polls: do others stay fast?
 
-Starts gunicorn exactly as the run command does (default settings: two
-workers, WEB_THREADS 64 each, WAIT_MAX_PER_AGENT 16) on PostgreSQL, then
+Starts gunicorn exactly as the run command does (default settings: a
+worker per core, WEB_THREADS 256 each, WAIT_MAX_PER_AGENT 16) on PostgreSQL
+and Redis, then
 measures, before and during the flood, another agent's submissions (p50/p99
 of sequential POST /api/v1/actions) and a reviewer's Blocking queue page.
 The flood is one agent opening 300 long-polls at once on pending actions, as
@@ -15,7 +16,6 @@ The database named in DATABASE_URL is dropped and recreated.
 """
 
 import argparse
-import os
 import re
 import statistics
 import subprocess
@@ -28,12 +28,20 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.submit_bench import PY, ROOT, free_port, fresh_database, sh  # noqa: E402
+from bench.submit_bench import PY, ROOT, free_port, fresh_database, sh, user_environment
 
-REFUND = {"action_type": "payments.refund", "tool": "stripe.refunds.create", "payload": {"amount": 4800},
-          "summary": "Refund $4,800 to customer 8812"}
-LOOKUP = {"action_type": "crm.contacts.lookup", "tool": "hubspot.contacts.search",
-          "payload": {"query": "jane@acme.example"}, "summary": "Look up the customer's contact record"}
+REFUND = {
+    "action_type": "payments.refund",
+    "tool": "stripe.refunds.create",
+    "payload": {"amount": 4800},
+    "summary": "Refund $4,800 to customer 8812",
+}
+LOOKUP = {
+    "action_type": "crm.contacts.lookup",
+    "tool": "hubspot.contacts.search",
+    "payload": {"query": "jane@acme.example"},
+    "summary": "Look up the customer's contact record",
+}
 
 
 def timed(call, count: int) -> dict:
@@ -47,8 +55,7 @@ def timed(call, count: int) -> dict:
             failures += 1
         latencies.append((time.perf_counter() - started) * 1000)
     latencies.sort()
-    return {"p50": statistics.median(latencies), "p99": latencies[int(len(latencies) * 0.99) - 1],
-            "failed": failures}
+    return {"p50": statistics.median(latencies), "p99": latencies[int(len(latencies) * 0.99) - 1], "failed": failures}
 
 
 def measure(base: str, other_key: str, reviewer: httpx.Client, count: int) -> dict:
@@ -62,9 +69,11 @@ def login(base: str, username: str, password: str) -> httpx.Client:
     client = httpx.Client(base_url=base, timeout=60, follow_redirects=True)
     form = client.get("/accounts/login/")
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text).group(1)
-    answer = client.post("/accounts/login/", data={"username": username, "password": password,
-                                                   "csrfmiddlewaretoken": token},
-                         headers={"Referer": f"{base}/accounts/login/"})
+    answer = client.post(
+        "/accounts/login/",
+        data={"username": username, "password": password, "csrfmiddlewaretoken": token},
+        headers={"Referer": f"{base}/accounts/login/"},
+    )
     assert "/accounts/login/" not in str(answer.url), "the reviewer could not sign in"
     return client
 
@@ -76,25 +85,46 @@ def main():
     parser.add_argument("--cap", type=int, help="WAIT_MAX_PER_AGENT for the server (default: the service's)")
     args = parser.parse_args()
     url = fresh_database()
-    env = {**os.environ, "DATABASE_URL": url, "REVIEWQUEUE_VAR_DIR": tempfile.mkdtemp(prefix="rq-bench-")}
-    if args.cap:
-        env["REVIEWQUEUE_WAIT_MAX_PER_AGENT"] = str(args.cap)
+    env = user_environment(
+        url, tempfile.mkdtemp(prefix="rq-bench-"), {"REVIEWQUEUE_WAIT_MAX_PER_AGENT": str(args.cap)} if args.cap else {}
+    )
+    env["DJANGO_SETTINGS_MODULE"] = "config.settings"
     sh(PY, "manage.py", "migrate", "-v0", env=env)
     sh(PY, "manage.py", "train_risk_model", "--if-missing", "--quiet", env=env, stdout=subprocess.DEVNULL)
     keys = {}
     for name in ("greedy", "other"):
-        out = sh(PY, "manage.py", "create_agent", name, "--scope", "*", "--rate-limit", "100000",
-                 env=env, capture_output=True, text=True).stdout
+        out = sh(
+            PY,
+            "manage.py",
+            "create_agent",
+            name,
+            "--scope",
+            "*",
+            "--rate-limit",
+            "100000",
+            env=env,
+            capture_output=True,
+            text=True,
+        ).stdout
         keys[name] = out.strip().split()[-1]
-    sh(PY, "manage.py", "shell", "-c",
-       "from django.contrib.auth.models import Group, User; "
-       "u = User.objects.create_user('rita', password='bench-password-1'); "
-       "u.groups.add(Group.objects.get_or_create(name='reviewer')[0])", env=env)
+    sh(
+        PY,
+        "manage.py",
+        "shell",
+        "-c",
+        "from django.contrib.auth.models import Group, User; "
+        "u = User.objects.create_user('rita', password='bench-password-1'); "
+        "u.groups.add(Group.objects.get_or_create(name='reviewer')[0])",
+        env=env,
+    )
 
     port = free_port()
     server = subprocess.Popen(
         [str(ROOT / ".venv/bin/gunicorn"), "config.wsgi", "-c", "config/gunicorn.conf.py"],
-        cwd=ROOT, env={**env, "BIND": f"127.0.0.1:{port}"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        env={**env, "BIND": f"127.0.0.1:{port}"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -137,8 +167,10 @@ def main():
         server.terminate()
         server.wait()
 
-    print(f"{args.waits} long-polls from one agent: {refused} refused (429 too_many_waits) within "
-          f"{refused_in:.1f} s, {parked} parked when measuring began, {still_parked} still parked when it ended")
+    print(
+        f"{args.waits} long-polls from one agent: {refused} refused (429 too_many_waits) within "
+        f"{refused_in:.1f} s, {parked} parked when measuring began, {still_parked} still parked when it ended"
+    )
     print(f"{'':48} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7}")
     for label, phase in (("before", before), ("during the flood", during)):
         for what, name in (("submit", "another agent's submissions"), ("page", "reviewer's Blocking queue")):

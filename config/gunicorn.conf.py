@@ -34,7 +34,7 @@ accesslog = os.environ.get("ACCESS_LOG") or None
 # Whether a request came over HTTPS is Django's call alone (SECURE_PROXY_SSL_HEADER,
 # set by REVIEWQUEUE_TLS_PROXY_HEADER): gunicorn would otherwise believe an
 # X-Forwarded-Proto header from any client on this host.
-secure_scheme_headers = {}
+secure_scheme_headers: dict[str, str] = {}
 
 
 def when_ready(server):
@@ -67,5 +67,10 @@ def post_worker_init(worker):
 
     admission.configure(active_requests)
     wakeups.configure(max_waiting=threads - reserved_threads)
-    worker.log.info("Worker ready (pid %s): %s threads, long-polls may hold %s, %s request(s) run at a time",
-                    worker.pid, threads, threads - reserved_threads, active_requests)
+    worker.log.info(
+        "Worker ready (pid %s): %s threads, long-polls may hold %s, %s request(s) run at a time",
+        worker.pid,
+        threads,
+        threads - reserved_threads,
+        active_requests,
+    )

@@ -142,9 +142,9 @@ TEMPLATES = [
 WSGI_APPLICATION = "config.wsgi.application"
 
 
-def _database() -> dict:
+def _database() -> dict[str, Any]:
     url = env_str("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'reviewqueue.sqlite3'}"
-    config = dj_database_url.parse(url)
+    config: dict[str, Any] = dict(dj_database_url.parse(url))
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # WAL lets the web process read while the worker writes; the busy
         # timeout and IMMEDIATE transactions turn lock contention into waiting
@@ -157,16 +157,16 @@ def _database() -> dict:
         # A file, not the shared in-memory database: threads of the live
         # test server and worker processes lock and wait as in production.
         config["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
-    config["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", default=0)
+    config["CONN_MAX_AGE"] = max_age = env_int("DATABASE_CONN_MAX_AGE", default=0)
     if config["ENGINE"] == "django.db.backends.postgresql":
         options = config.setdefault("OPTIONS", {})
         # Only the submit path's server-bound statements are prepared (see
-        # reviewqueue/core/rawsql.py); the ORM's client-side binding never is.
+        # reviewqueue/actions/fastpath.py); the ORM's client-side binding never is.
         # Off behind PgBouncer in transaction mode, where a connection's next
         # transaction may run on another server session.
         prepared = env_bool("DATABASE_PREPARED_STATEMENTS", default=True)
         options["prepare_threshold"] = 0 if prepared else None
-        if pool_size := _pool_size(persistent=config["CONN_MAX_AGE"] > 0):
+        if pool_size := _pool_size(persistent=max_age > 0):
             # One psycopg pool per process shared by its threads: a request
             # takes a connection at its first query and returns it at its end,
             # a long-poll before it waits. Opening a connection per request

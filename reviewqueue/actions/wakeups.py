@@ -60,7 +60,9 @@ def wait(action_id: uuid.UUID, *, timeout: float, key_hash: str = "") -> bool:
         if _max_waiting is not None and _waiting >= _max_waiting:
             raise TooManyWaits(
                 "This server is holding all the long-polls it can; wait again shortly, or follow the action "
-                "with a webhook.", retry_after=1, details={"limit": _max_waiting, "per": "server process"},
+                "with a webhook.",
+                retry_after=1,
+                details={"limit": _max_waiting, "per": "server process"},
             )
         _waiting += 1
         _waiters[action_id].add(event)

@@ -145,13 +145,25 @@ def test_without_a_limit_the_gate_lets_everything_through():
 
 # ------------------------------------------------- long-polls and threads ---
 
-LOOKUP = submission(action_type="crm.contacts.lookup", tool="hubspot.contacts.search", summary="Look up a contact",
-                    payload={"query": "jane@acme.example"})
+LOOKUP = submission(
+    action_type="crm.contacts.lookup",
+    tool="hubspot.contacts.search",
+    summary="Look up a contact",
+    payload={"query": "jane@acme.example"},
+)
 
 
 def _server(tmp_path, *, threads: int, active: int = 2) -> Gunicorn:
-    return Gunicorn({"PATH": "/usr/bin:/bin", "DATABASE_URL": database_url(), "REVIEWQUEUE_VAR_DIR": str(tmp_path),
-                     "REVIEWQUEUE_ENV": "test", "WEB_THREADS": str(threads), "WEB_ACTIVE_REQUESTS": str(active)})
+    return Gunicorn(
+        {
+            "PATH": "/usr/bin:/bin",
+            "DATABASE_URL": database_url(),
+            "REVIEWQUEUE_VAR_DIR": str(tmp_path),
+            "REVIEWQUEUE_ENV": "test",
+            "WEB_THREADS": str(threads),
+            "WEB_ACTIVE_REQUESTS": str(active),
+        }
+    )
 
 
 def _submit_on_a_new_connection(server: Gunicorn, key: str, payload: dict) -> tuple[httpx.Response, float]:
@@ -166,15 +178,19 @@ class Waits:
 
     def __init__(self, server: Gunicorn, agents: list):
         self.server, self.agents, self.answers = server, agents, {}
-        self.pending = [_submit_on_a_new_connection(server, a.key, submission(summary=f"Refund ${n}"))[0].json()
-                        for n, a in enumerate(agents)]
+        self.pending = [
+            _submit_on_a_new_connection(server, a.key, submission(summary=f"Refund ${n}"))[0].json()
+            for n, a in enumerate(agents)
+        ]
         assert {action["status"] for action in self.pending} == {"pending"}
-        self.threads = [threading.Thread(target=self._wait, args=(a, p["id"]))
-                        for a, p in zip(agents, self.pending)]
+        self.threads = [
+            threading.Thread(target=self._wait, args=(a, p["id"])) for a, p in zip(agents, self.pending, strict=True)
+        ]
 
     def _wait(self, agent, action_id):
-        with httpx.Client(base_url=self.server.url, headers={"Authorization": f"Bearer {agent.key}"},
-                          timeout=40) as http:
+        with httpx.Client(
+            base_url=self.server.url, headers={"Authorization": f"Bearer {agent.key}"}, timeout=40
+        ) as http:
             self.answers[action_id] = http.get(f"/api/v1/actions/{action_id}/wait", params={"timeout": 30})
 
     def start(self):

@@ -64,7 +64,8 @@ def test_twenty_waiting_agents_hold_no_database_connections(live_server, reviewe
     def wait(action_id):
         with httpx.Client(base_url=live_server.url, timeout=30) as http:
             results[action_id] = http.get(
-                f"/api/v1/actions/{action_id}/wait", params={"timeout": 20},
+                f"/api/v1/actions/{action_id}/wait",
+                params={"timeout": 20},
                 headers={"Authorization": f"Bearer {client.key}"},
             ).json()
 
@@ -101,8 +102,11 @@ def test_a_decision_in_another_thread_reaches_the_waiting_agent_quickly(live_ser
     thread = threading.Thread(target=decide)
     thread.start()
     with httpx.Client(base_url=live_server.url, timeout=30) as http:
-        body = http.get(f"/api/v1/actions/{action_id}/wait", params={"timeout": 10},
-                        headers={"Authorization": f"Bearer {client.key}"}).json()
+        body = http.get(
+            f"/api/v1/actions/{action_id}/wait",
+            params={"timeout": 10},
+            headers={"Authorization": f"Bearer {client.key}"},
+        ).json()
     returned_at = time.monotonic()
     thread.join()
 

@@ -23,9 +23,14 @@ STRONG_KEY = secrets.token_urlsafe(50)
 def _boot(tmp_path, **env):
     base = {"PATH": os.environ["PATH"], "REVIEWQUEUE_VAR_DIR": str(tmp_path)}
     return subprocess.run(
-        [sys.executable, "-c", "import django, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'config.settings'; "
-                               "django.setup()"],
-        env={**base, **env}, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import django, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'config.settings'; django.setup()",
+        ],
+        env={**base, **env},
+        capture_output=True,
+        text=True,
     )
 
 
@@ -47,8 +52,13 @@ def test_production_without_allowed_hosts_fails_loudly(tmp_path):
 def test_production_reads_the_secret_from_a_file(tmp_path):
     secret = tmp_path / "key"
     secret.write_text(STRONG_KEY)
-    done = _boot(tmp_path, REVIEWQUEUE_ENV="production", SECRET_KEY_FILE=str(secret), ALLOWED_HOSTS="rq.example",
-                 REVIEWQUEUE_AUDIT_CHECKPOINT_KEY="c" * 40)
+    done = _boot(
+        tmp_path,
+        REVIEWQUEUE_ENV="production",
+        SECRET_KEY_FILE=str(secret),
+        ALLOWED_HOSTS="rq.example",
+        REVIEWQUEUE_AUDIT_CHECKPOINT_KEY="c" * 40,
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -62,27 +72,43 @@ def test_nonsense_booleans_and_durations_fail_loudly(monkeypatch, tmp_path):
     assert _boot(tmp_path, DEBUG="maybe").returncode != 0
 
 
-@pytest.mark.parametrize("text, expected", [("90s", timedelta(seconds=90)), ("15m", timedelta(minutes=15)),
-                                            ("24h", timedelta(hours=24)), ("7d", timedelta(days=7))])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("90s", timedelta(seconds=90)),
+        ("15m", timedelta(minutes=15)),
+        ("24h", timedelta(hours=24)),
+        ("7d", timedelta(days=7)),
+    ],
+)
 def test_durations(text, expected):
     assert parse_duration(text) == expected
 
 
 # ------------------------------------------------------------ production ---
 
+
 def _production(tmp_path, **env):
-    return _boot(tmp_path, REVIEWQUEUE_ENV="production", ALLOWED_HOSTS="rq.example",
-                 REVIEWQUEUE_AUDIT_CHECKPOINT_KEY=secrets.token_urlsafe(40), **env)
+    return _boot(
+        tmp_path,
+        REVIEWQUEUE_ENV="production",
+        ALLOWED_HOSTS="rq.example",
+        REVIEWQUEUE_AUDIT_CHECKPOINT_KEY=secrets.token_urlsafe(40),
+        **env,
+    )
 
 
-@pytest.mark.parametrize("key, why", [
-    ("django-insecure-" + secrets.token_urlsafe(50), "django-insecure"),  # what startproject writes
-    ("change-me-" + secrets.token_urlsafe(50), "change-me"),  # a documentation placeholder, padded
-    (secrets.token_urlsafe(30), "40 characters"),
-    ("s" * 50, "predictable"),
-    ("0123456789" * 6, "predictable"),
-    ("abab" * 20, "predictable"),
-])
+@pytest.mark.parametrize(
+    "key, why",
+    [
+        ("django-insecure-" + secrets.token_urlsafe(50), "django-insecure"),  # what startproject writes
+        ("change-me-" + secrets.token_urlsafe(50), "change-me"),  # a documentation placeholder, padded
+        (secrets.token_urlsafe(30), "40 characters"),
+        ("s" * 50, "predictable"),
+        ("0123456789" * 6, "predictable"),
+        ("abab" * 20, "predictable"),
+    ],
+)
 def test_production_refuses_a_weak_secret_key(tmp_path, key, why):
     done = _production(tmp_path, SECRET_KEY=key)
     assert done.returncode != 0
@@ -108,9 +134,18 @@ def test_a_local_run_keeps_any_secret_key(tmp_path):
 
 
 def _production_server(tmp_path, **env) -> Gunicorn:
-    return Gunicorn({"PATH": "/usr/bin:/bin", "DATABASE_URL": database_url(), "REVIEWQUEUE_VAR_DIR": str(tmp_path),
-                     "REVIEWQUEUE_ENV": "production", "SECRET_KEY": STRONG_KEY, "ALLOWED_HOSTS": "rq.example",
-                     "REVIEWQUEUE_AUDIT_CHECKPOINT_KEY": secrets.token_urlsafe(40), **env})
+    return Gunicorn(
+        {
+            "PATH": "/usr/bin:/bin",
+            "DATABASE_URL": database_url(),
+            "REVIEWQUEUE_VAR_DIR": str(tmp_path),
+            "REVIEWQUEUE_ENV": "production",
+            "SECRET_KEY": STRONG_KEY,
+            "ALLOWED_HOSTS": "rq.example",
+            "REVIEWQUEUE_AUDIT_CHECKPOINT_KEY": secrets.token_urlsafe(40),
+            **env,
+        }
+    )
 
 
 @pytest.mark.slow
@@ -152,16 +187,26 @@ def test_a_tls_proxy_header_must_be_a_header_name(tmp_path):
 
 # -------------------------------------------------------------- database ---
 
+
 def _database_settings(tmp_path, **env) -> dict:
     done = subprocess.run(
-        [sys.executable, "-c", "import django, json, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'config.settings'; "
-                               "django.setup(); from django.conf import settings; "
-                               "db = settings.DATABASES['default']; "
-                               "print(json.dumps({'pool': db['OPTIONS'].get('pool'), 'max_age': db['CONN_MAX_AGE'], "
-                               "'prepare_threshold': db['OPTIONS'].get('prepare_threshold', 'unset')}))"],
-        env={"PATH": os.environ["PATH"], "REVIEWQUEUE_VAR_DIR": str(tmp_path),
-             "DATABASE_URL": "postgresql://app@db.example:5432/reviewqueue", **env},
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import django, json, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'config.settings'; "
+            "django.setup(); from django.conf import settings; "
+            "db = settings.DATABASES['default']; "
+            "print(json.dumps({'pool': db['OPTIONS'].get('pool'), 'max_age': db['CONN_MAX_AGE'], "
+            "'prepare_threshold': db['OPTIONS'].get('prepare_threshold', 'unset')}))",
+        ],
+        env={
+            "PATH": os.environ["PATH"],
+            "REVIEWQUEUE_VAR_DIR": str(tmp_path),
+            "DATABASE_URL": "postgresql://app@db.example:5432/reviewqueue",
+            **env,
+        },
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -182,15 +227,22 @@ def test_behind_pgbouncer_the_pool_stays_and_nothing_is_prepared(tmp_path):
 
 def test_the_pool_can_be_sized_or_turned_off(tmp_path):
     assert _database_settings(tmp_path, DATABASE_POOL_MAX_SIZE="4")["pool"]["max_size"] == 4
-    assert _database_settings(tmp_path, DATABASE_POOL_MAX_SIZE="0") == {"pool": None, "max_age": 0,
-                                                                        "prepare_threshold": 0}
+    assert _database_settings(tmp_path, DATABASE_POOL_MAX_SIZE="0") == {
+        "pool": None,
+        "max_age": 0,
+        "prepare_threshold": 0,
+    }
 
 
 def test_persistent_connections_replace_the_pool_and_never_join_it(tmp_path):
     assert _database_settings(tmp_path, DATABASE_CONN_MAX_AGE="60")["pool"] is None
     assert _database_settings(tmp_path, DATABASE_CONN_MAX_AGE="60")["max_age"] == 60
-    both = _boot(tmp_path, DATABASE_URL="postgresql://app@db.example:5432/reviewqueue",
-                 DATABASE_POOL_MAX_SIZE="8", DATABASE_CONN_MAX_AGE="60")
+    both = _boot(
+        tmp_path,
+        DATABASE_URL="postgresql://app@db.example:5432/reviewqueue",
+        DATABASE_POOL_MAX_SIZE="8",
+        DATABASE_CONN_MAX_AGE="60",
+    )
     assert both.returncode != 0 and "DATABASE_POOL_MAX_SIZE" in both.stderr
 
 
@@ -212,8 +264,9 @@ def test_a_server_given_only_a_postgresql_url_reuses_its_database_connections(tm
             http.get("/api/v1/kill-switch")  # the pool opens
             time.sleep(0.5)
             before = _sessions_opened()
-            answers = [http.post("/api/v1/actions", json=submission(summary=f"Refund ${n}")).status_code
-                       for n in range(30)]
+            answers = [
+                http.post("/api/v1/actions", json=submission(summary=f"Refund ${n}")).status_code for n in range(30)
+            ]
             after = _sessions_opened()
     finally:
         server.stop()

@@ -39,7 +39,7 @@ from django.test import Client
 
 import riskrouter
 from bench.submit_bench import BODY, TABLE_SQL
-from reviewqueue.actions import fastpath, lifecycle
+from reviewqueue.actions import fastpath, lifecycle, submit
 from reviewqueue.audit import trail as audit
 from reviewqueue.controls import killswitch
 from reviewqueue.controls.ratelimit import rate_limit_hit
@@ -88,7 +88,7 @@ def main():
         request("/api/v1/actions", **{"Idempotency-Key": f"cpu-bench-{time.time_ns()}-{next(keys)}"})
 
     def prepare():
-        return lifecycle._prepare(agent, submission, decided, idempotency_key=None, request_sha256="")
+        return submit._prepare(agent, submission, decided, idempotency_key=None, request_sha256="")
 
     def one_call():
         write = prepare()

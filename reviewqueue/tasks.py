@@ -23,7 +23,7 @@ def refusals_fold_task(**kwargs) -> None:
 @shared_task(name="reviewqueue.sla_sweep", time_limit=60, ignore_result=True)
 def sla_sweep_task(**kwargs) -> None:
     """Escalate, expire and alert whatever is due (idempotent; beat runs it every second)."""
-    from reviewqueue.actions.lifecycle import sla_sweep
+    from reviewqueue.actions.clock import sla_sweep
 
     sla_sweep()
 

@@ -24,7 +24,7 @@ def _fresh_cache():
     transaction; start each test clean."""
     from django.core.cache import cache
 
-    from reviewqueue.actions import lifecycle
+    from reviewqueue.actions import submit
     from reviewqueue.controls import sla
     from reviewqueue.credentials import keys as credentials
     from riskrouter import registry
@@ -32,7 +32,7 @@ def _fresh_cache():
     yield
     cache.clear()
     credentials._memory.clear()
-    lifecycle._SEEN.clear()
+    submit._SEEN.clear()
     sla.policies_invalidate()
     registry.reset()  # a test's policy rules leave with its transaction
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.db import connection, transaction
 from django.utils import timezone
 
-from reviewqueue.actions import lifecycle
+from reviewqueue.actions import halt
 from reviewqueue.audit.trail import audit_append
 from reviewqueue.controls import killswitch
 from reviewqueue.core.errors import InvalidInput
@@ -45,6 +45,6 @@ def kill_switch_set(*, scope: str, engaged: bool, reason: str, actor: str) -> tu
         )
         halted = 0
         if engaged:
-            halted = lifecycle.actions_halt(scope=scope, reason=reason, actor=actor)
-            lifecycle.actions_flag_for_review(scope=scope, reason=reason, actor=actor)
+            halted = halt.actions_halt(scope=scope, reason=reason, actor=actor)
+            halt.actions_flag_for_review(scope=scope, reason=reason, actor=actor)
     return switch, halted

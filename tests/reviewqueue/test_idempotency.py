@@ -15,7 +15,7 @@ from django.db import connection
 from django.utils import timezone
 
 from reviewqueue.actions import lifecycle
-from reviewqueue.actions.lifecycle import request_fingerprint
+from reviewqueue.actions.submit import request_fingerprint
 from reviewqueue.api.routes import SubmitIn
 from reviewqueue.audit.trail import audit_verify
 from reviewqueue.controls.housekeeping import purge_expired

@@ -17,6 +17,8 @@ def risk_class(tier: str) -> str:
 
 
 @register.simple_tag
-def tier_floor(tier: str) -> float:
-    """The lowest score the router gives a tier (the risk meter's bands)."""
-    return TIER_FLOOR[Tier(tier)]
+def meter_bound(tier: str) -> float:
+    """A risk meter's band edge for a tier: just under its floor, since <meter>
+    paints a value equal to `high` in the middle band, and a score at a tier's
+    floor belongs to that tier."""
+    return round(TIER_FLOOR[Tier(tier)] - 0.0001, 4)

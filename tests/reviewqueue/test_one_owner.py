@@ -69,7 +69,7 @@ def test_a_blocking_action_is_painted_high_risk_on_the_queue_and_on_its_page(age
     row = page.get("/queue/blocking/").content.decode()
     assert '<span class="risk risk-high">0.67</span>' in row
     html = page.get(f"/actions/{action.pk}/").content.decode()
-    assert 'class="risk risk-high"' in html and 'low="0.34" high="0.67"' in html
+    assert 'class="risk risk-high"' in html and 'low="0.3399" high="0.6699"' in html
 
 
 def test_override_rate_means_the_same_overall_and_per_agent_and_type(agent_client, reviewer, ops_client):

@@ -64,12 +64,12 @@ def fill(total: int, seed: int = 7) -> dict:
     agents = [agent_create(name=f"agent-{i:02d}", scopes=["*"], actor="bench")[0] for i in range(20)]
     deciders = []
     for name in ("ann", "ben", "cai", "dee"):
-        user = User.objects.create_user(name, password="x")
+        user = User.objects.create_user(name, password="x")  # noqa: S106 (throwaway reviewers in a scratch database)
         user.groups.add(Group.objects.get_or_create(name="reviewer")[0])
         deciders.append(user)
     now = datetime.now(UTC)
     start = now - timedelta(days=30)
-    fields = [f for f in Action._meta.concrete_fields]
+    fields = list(Action._meta.concrete_fields)
     columns = [f.column for f in fields]
     decision_rows = []
     pending_ids, decided_ids = [], []

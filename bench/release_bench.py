@@ -73,7 +73,7 @@ def main():
             assert action["status"] == "pending", action
             answer = {}
 
-            def wait(action_id=action["id"]):
+            def wait(action_id=action["id"], answer=answer):
                 body = agent.get(f"/api/v1/actions/{action_id}/wait", params={"timeout": 30}).json()
                 answer["at"], answer["status"] = time.perf_counter(), body["status"]
 

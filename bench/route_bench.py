@@ -25,17 +25,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-import riskrouter  # noqa: E402
-from riskrouter import registry  # noqa: E402
-from riskrouter.golden import load_golden  # noqa: E402
-from riskrouter.model import train  # noqa: E402
-from riskrouter.router import Router  # noqa: E402
+import riskrouter
+from riskrouter import registry
+from riskrouter.golden import load_golden
+from riskrouter.model import train
+from riskrouter.router import Router
 
 P99_BUDGET_MS = 2.0
 

@@ -51,6 +51,8 @@ def _sla_steps(due: list[Action], *, now: datetime) -> None:
             continue
         step = action.sla_chain[level]
         deadline = datetime.fromisoformat(step["due_at"])
+        if action.sla_due_at is None:  # submit writes an SLA chain only together with its due time
+            raise ValueError(f"action {action.pk} has an SLA chain but no sla_due_at")
         data = {"deadline": step["due_at"], "level": level + 1, "sla_due_at": action.sla_due_at.isoformat()}
         if step["do"] == sla.EXPIRE:
             transition(

@@ -39,7 +39,12 @@ def actions_halt(*, scope: str, reason: str, actor: str) -> int:
     audit_append_many([{"kind": "action.halted", "actor": actor, "action": a, "data": data, "at": now} for a in halted])
     notifications.enqueue_many([("action.halted", a, data) for a in halted], to_agent=True, at=now)
     halted_ids = [a.pk for a in halted]
-    transaction.on_commit(lambda: [wakeups.notify(pk) for pk in halted_ids])
+
+    def wake() -> None:
+        for pk in halted_ids:
+            wakeups.notify(pk)
+
+    transaction.on_commit(wake)
     return len(halted)
 
 

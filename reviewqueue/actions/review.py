@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -45,16 +45,16 @@ class AlreadyDecided(IllegalTransition):
         super().__init__(f"Already decided: {how} by {who}.", details={"status": action.status, "by": who})
 
 
-def _decider_check(action: Action, user: AbstractBaseUser) -> None:
+def _decider_check(action: Action, user: User) -> None:
     if refusal := roles.decide_refusal(user=user, action=action):
         raise Forbidden(refusal)
 
 
-def _actor(user: AbstractBaseUser) -> str:
+def _actor(user: User) -> str:
     return f"user:{user.get_username()}"
 
 
-def action_claim(*, action: Action, user: AbstractBaseUser, take_over: bool = False) -> tuple[bool, Action]:
+def action_claim(*, action: Action, user: User, take_over: bool = False) -> tuple[bool, Action]:
     """Take (or renew) the short lease on an open item; returns (held, action).
 
     The lease is advisory: it shows others who is working the item, and
@@ -70,19 +70,18 @@ def action_claim(*, action: Action, user: AbstractBaseUser, take_over: bool = Fa
         won = Action.objects.open().filter(pk=action.pk).filter(Q() if take_over else free).update(
             claimed_by=user, claim_expires_at=until
         )
-        new_holder = won and previous is not None and (
-            previous[0] != user.pk or previous[1] is None or previous[1] <= now
-        )
-        if new_holder:  # renewals are not news
-            audit_append(
-                kind="action.claimed", actor=_actor(user), action=action, at=now,
-                data={"until": until.isoformat(), "took_over_from": previous[0] if take_over else None},
-            )
+        if won and previous is not None:
+            held_by, held_until = previous
+            if held_by != user.pk or held_until is None or held_until <= now:  # renewals are not news
+                audit_append(
+                    kind="action.claimed", actor=_actor(user), action=action, at=now,
+                    data={"until": until.isoformat(), "took_over_from": held_by if take_over else None},
+                )
     action.refresh_from_db()
     return bool(won), action
 
 
-def action_release(*, action: Action, user: AbstractBaseUser) -> Action:
+def action_release(*, action: Action, user: User) -> Action:
     """Give the lease back (only its holder can)."""
     with transaction.atomic():
         if Action.objects.filter(pk=action.pk, claimed_by=user).update(claimed_by=None, claim_expires_at=None):
@@ -148,7 +147,7 @@ def _reasons_after_edit(current: list, route: riskrouter.Route, editor: str) -> 
 
 
 def action_decide(
-    *, action: Action, user: AbstractBaseUser, approve: bool, note: str = "",
+    *, action: Action, user: User, approve: bool, note: str = "",
     edited_payload: dict[str, Any] | None = None, seen_sha256: str | None = None,
 ) -> Action:
     """A reviewer approves (optionally with an edited payload) or rejects a pending blocking action.
@@ -193,11 +192,12 @@ def action_decide(
                 _decider_check(current, user)
             if current.tier != Tier.BLOCKING:
                 raise InvalidInput("Only blocking actions are approved or rejected; review this one instead.")
-            common = {"actor": _actor(user), "at": now, "decided_at": now, "decided_by": user,
-                          "decision_by_label": name, "decision_note": note}
+            decided_fields: dict[str, Any] = {"decided_at": now, "decided_by": user, "decision_by_label": name,
+                                              "decision_note": note}
             if not approve:
                 decided = transition(current, allowed_from=PENDING_ONLY, to=Status.REJECTED,
-                                      kind="action.rejected", data={"note": note}, **common)
+                                      kind="action.rejected", data={"note": note}, actor=_actor(user), at=now,
+                                      **decided_fields)
                 Decision.objects.create(action=decided, user=user, kind=DecisionKind.REJECT, note=note, created_at=now)
                 return decided
             proposal = proposal_of(current, list(
@@ -250,7 +250,7 @@ def action_decide(
                 current, allowed_from=PENDING_ONLY, to=Status.APPROVED, kind="action.approved",
                 data={**data, "edited": payload != current.payload, "approved_payload_sha256": digest,
                       "approvers": list(approvers.values())},
-                approved_payload=payload, approved_payload_sha256=digest, **common,
+                approved_payload=payload, approved_payload_sha256=digest, actor=_actor(user), at=now, **decided_fields,
             )
     except IllegalTransition as exc:
         if isinstance(exc, AlreadyDecided):
@@ -259,7 +259,7 @@ def action_decide(
         raise AlreadyDecided(action) from None
 
 
-def action_escalate(*, action: Action, user: AbstractBaseUser, note: str = "",
+def action_escalate(*, action: Action, user: User, note: str = "",
                     group: str = Role.SENIOR_REVIEWER) -> Action:
     """Hand an open item to a group (senior reviewers by default); it stays pending.
 
@@ -289,7 +289,7 @@ def action_escalate(*, action: Action, user: AbstractBaseUser, note: str = "",
     return action
 
 
-def action_review(*, action: Action, user: AbstractBaseUser, flag: bool, note: str = "") -> Action:
+def action_review(*, action: Action, user: User, flag: bool, note: str = "") -> Action:
     """After-the-fact review of an async-tier action: confirm it, or flag it with a reason.
 
     A flag goes through the same notification hook as every transition, so it

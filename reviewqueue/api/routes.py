@@ -309,7 +309,7 @@ class SwitchSetOut(SwitchOut):
     halted: int
 
 
-ERRORS = {code: ErrorOut for code in (400, 401, 403, 404, 409, 413, 422, 423, 429, 503)}
+ERRORS = dict.fromkeys((400, 401, 403, 404, 409, 413, 422, 423, 429, 503), ErrorOut)
 
 
 def _action_response(action, *, status: int = 200) -> HttpResponse:

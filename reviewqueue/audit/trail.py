@@ -100,7 +100,8 @@ def chain_prefix(event: AuditEvent) -> str:
     prefix, the new seq and "}": "seq" sorts last among the body's keys."""
     event.seq = 0  # a placeholder: the body's other keys give the prefix
     canonical = canonical_json(_body(event))
-    assert canonical.endswith(',"seq":0}'), "seq must be the last key of the canonical body"
+    if not canonical.endswith(',"seq":0}'):  # checked under -O too: a wrong prefix would corrupt the chain
+        raise RuntimeError("seq must be the last key of the canonical body")
     return canonical[: -len("0}")]
 
 
@@ -169,12 +170,14 @@ class CheckpointLog:
 
 
 def checkpoint_path() -> Path:
-    return Path(settings.REVIEWQUEUE["AUDIT_CHECKPOINT_PATH"])
+    path: Path = settings.REVIEWQUEUE["AUDIT_CHECKPOINT_PATH"]
+    return Path(path)
 
 
 def _signature(*, seq: int, digest: str, at: str) -> str:
     message = canonical_json({"at": at, "hash": digest, "seq": seq}).encode()
-    return hmac.new(settings.REVIEWQUEUE["AUDIT_CHECKPOINT_KEY"].encode(), message, hashlib.sha256).hexdigest()
+    key: str = settings.REVIEWQUEUE["AUDIT_CHECKPOINT_KEY"]
+    return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
 
 
 def _parse_checkpoint(text: str, line: int) -> Checkpoint | None:
@@ -326,7 +329,10 @@ def audit_checkpoint(*, batch_size: int = 2000) -> Checkpoint | None:
         walk = ChainWalk(seq=start.seq, prev_hash=start.hash)
     for event in _iterate(batch_size, after=start.seq if start else 0):
         if not walk.check(event):
-            logger.error("audit trail broken at event #%s: %s; run verify_audit", walk.broken.seq, walk.broken.problem)
+            broken = walk.broken
+            if broken is None:  # check() answers False only after recording the break
+                raise RuntimeError("ChainWalk.check failed without recording a break")
+            logger.error("audit trail broken at event #%s: %s; run verify_audit", broken.seq, broken.problem)
             return None
     if walk.head is None:
         return None  # nothing new since the newest checkpoint

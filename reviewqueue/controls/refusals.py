@@ -11,7 +11,7 @@ closed window with how many more there were and the latest one's details.
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -23,8 +23,13 @@ from reviewqueue.audit.trail import audit_append, audit_append_many
 from reviewqueue.models import Agent, RefusalTally
 
 
+def _window() -> timedelta:
+    window: timedelta = settings.REVIEWQUEUE["REFUSAL_AUDIT_WINDOW"]
+    return window
+
+
 def _window_start(at: datetime) -> datetime:
-    seconds = settings.REVIEWQUEUE["REFUSAL_AUDIT_WINDOW"].total_seconds()
+    seconds = _window().total_seconds()
     return datetime.fromtimestamp(math.floor(at.timestamp() / seconds) * seconds, tz=UTC)
 
 
@@ -44,7 +49,7 @@ def refusal_record(*, kind: str, agent: Agent, data: dict[str, Any], at: datetim
         )
         first = cursor.fetchone()[0] == 0
         if first:
-            window_end = start + settings.REVIEWQUEUE["REFUSAL_AUDIT_WINDOW"]
+            window_end = start + _window()
             audit_append(kind=kind, actor=f"agent:{agent.name}", agent=agent, at=now,
                          data={**data, "more_counted_until": window_end.isoformat()})
 
@@ -54,7 +59,7 @@ def refusals_fold(*, now: datetime | None = None) -> int:
     refusals than its first, and drop the closed windows; returns how many
     events. Idempotent: a window is folded and deleted in one transaction."""
     current = _window_start(now or timezone.now())
-    window = settings.REVIEWQUEUE["REFUSAL_AUDIT_WINDOW"]
+    window = _window()
     with transaction.atomic():
         # SKIP LOCKED: two folds at once split the windows instead of doubling them.
         closed = list(
@@ -62,9 +67,9 @@ def refusals_fold(*, now: datetime | None = None) -> int:
             .filter(window_start__lt=current).order_by("window_start", "pk")
         )
         events = [
-            dict(kind="agent.refusals", actor="reviewqueue", agent=tally.agent,
-                 data={"refusal": tally.kind, "more": tally.count, "window_start": tally.window_start.isoformat(),
-                       "window_end": (tally.window_start + window).isoformat(), "latest": tally.sample})
+            {"kind": "agent.refusals", "actor": "reviewqueue", "agent": tally.agent,
+             "data": {"refusal": tally.kind, "more": tally.count, "window_start": tally.window_start.isoformat(),
+                      "window_end": (tally.window_start + window).isoformat(), "latest": tally.sample}}
             for tally in closed if tally.count
         ]
         audit_append_many(events)

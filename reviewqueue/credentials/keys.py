@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from functools import cache
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -40,14 +40,18 @@ class Principal:
     """Who a bearer token belongs to: exactly one of agent or user."""
 
     agent: Agent | None = None
-    user: AbstractBaseUser | None = None
+    user: User | None = None
     key_hash: str = ""
     agent_version: str = ""  # the agent row's xmin on PostgreSQL: any change to the agent changes it
     remembered: bool = False  # from this process's memory of keys, not yet confirmed by the database
 
     @property
     def label(self) -> str:
-        return f"agent:{self.agent.name}" if self.agent else f"user:{self.user.get_username()}"
+        if self.agent:
+            return f"agent:{self.agent.name}"
+        if self.user is None:
+            raise ValueError("a Principal names an agent or a user")
+        return f"user:{self.user.get_username()}"
 
 
 class CredentialsChanged(Exception):
@@ -285,7 +289,7 @@ def agent_owners_set(*, agent: Agent, owner_ids: set[int], actor: str) -> None:
 
 
 @transaction.atomic
-def user_token_issue(*, user: AbstractBaseUser, actor: str) -> str:
+def user_token_issue(*, user: User, actor: str) -> str:
     """A new API token for a user (for the ops API); earlier tokens are revoked."""
     now = timezone.now()
     user.api_keys.filter(revoked_at__isnull=True).update(revoked_at=now)

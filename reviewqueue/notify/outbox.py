@@ -17,6 +17,7 @@ import hmac
 import json
 import logging
 import random
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -58,7 +59,7 @@ def enqueue(*, event: str, action: Action | None = None, data: dict[str, Any] | 
     return enqueue_many([(event, action, data)], to_agent=to_agent, at=at)
 
 
-def enqueue_many(events: list[tuple[str, Action | None, dict[str, Any] | None]], *, to_agent: bool = False,
+def enqueue_many(events: Sequence[tuple[str, Action | None, dict[str, Any] | None]], *, to_agent: bool = False,
                  at: datetime | None = None) -> list[OutboxMessage]:
     """`enqueue` for many (event, action, data) at once: one subscriber lookup, one INSERT."""
     from reviewqueue.models.json import action_json

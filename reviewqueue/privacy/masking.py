@@ -119,7 +119,7 @@ class _Masker:
         self.masked.tokens = list(base.tokens)
         if typed:
             return
-        for original, token, path in zip(base.originals, base.tokens, base.paths):
+        for original, token, path in zip(base.originals, base.tokens, base.paths, strict=True):
             text = _as_text(original)
             if text:
                 self.known.setdefault(text, token)
@@ -335,7 +335,7 @@ def _diff(before: Any, after: Any) -> list[Change]:
                 walk(a.get(k, _MISSING), b.get(k, _MISSING), f"{path}.{k}")
             return
         if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-            for i, (x, y) in enumerate(zip(a, b)):
+            for i, (x, y) in enumerate(zip(a, b, strict=True)):
                 walk(x, y, f"{path}[{i}]")
             return
         if a is _MISSING:

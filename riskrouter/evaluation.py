@@ -17,6 +17,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from .golden import GoldenRow
 from .model import (
+    DEFAULT_CONFIG,
     LABEL_TIER,
     LABELS,
     ModelConfig,
@@ -92,7 +93,7 @@ def _fit(
 
 
 def cross_validate(
-    rows: Sequence[GoldenRow], *, policy: Policy, config: ModelConfig = ModelConfig(),
+    rows: Sequence[GoldenRow], *, policy: Policy, config: ModelConfig = DEFAULT_CONFIG,
     extra: Sequence[LabeledAction] = (), folds: int = CV_FOLDS,
 ) -> list[Prediction]:
     """Each golden row routed by a model that did not see it."""
@@ -109,7 +110,7 @@ def cross_validate(
 
 
 def leave_one_domain_out(
-    rows: Sequence[GoldenRow], *, policy: Policy, config: ModelConfig = ModelConfig(),
+    rows: Sequence[GoldenRow], *, policy: Policy, config: ModelConfig = DEFAULT_CONFIG,
     extra: Sequence[LabeledAction] = (),
 ) -> dict[str, list[Prediction]]:
     """Per domain: its rows routed by a model trained on every other domain."""
@@ -170,7 +171,7 @@ def summarize(predictions: Sequence[Prediction]) -> dict:
 
 
 def evaluate(
-    rows: Sequence[GoldenRow], *, policy: Policy, config: ModelConfig = ModelConfig(),
+    rows: Sequence[GoldenRow], *, policy: Policy, config: ModelConfig = DEFAULT_CONFIG,
     extra: Sequence[LabeledAction] = (), folds: int = CV_FOLDS, lodo: bool = True,
 ) -> Evaluation:
     cv_predictions = cross_validate(rows, policy=policy, config=config, extra=extra, folds=folds)

@@ -8,6 +8,7 @@ batch) and the hand-wired one-row path use the same dicts, so they agree.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -185,7 +186,7 @@ def analyze(action: ActionInput, *, company_domains: Iterable[str] = ("acme.exam
             continue  # an identifier is neither text, nor a number, nor a recipient
         if isinstance(value, str) and value and (
             set(leaf_words) & _COMMAND_KEYS
-            or (set(leaf_words) & _MAYBE_COMMAND_KEYS and (executes and not searching or _SQL_START.match(value)))
+            or (set(leaf_words) & _MAYBE_COMMAND_KEYS and ((executes and not searching) or _SQL_START.match(value)))
         ):
             # argv lists arrive as one leaf per item under the same path: rejoin them.
             command_parts.setdefault(path, []).append(value)
@@ -320,7 +321,7 @@ def featurize(analysis: Analysis, *, agent_is_new: bool = False, action_type_is_
     words = analysis.type_words
     for w in words:
         out["t=" + w] = 1.0
-    for a, b in zip(words, words[1:]):
+    for a, b in itertools.pairwise(words):
         out[f"t2={a}_{b}"] = 1.0
     # Coarse verb families generalize to tools never seen in training.
     families = {family for w in words for family in _FAMILIES_OF.get(w, ())}
@@ -340,7 +341,7 @@ def featurize(analysis: Analysis, *, agent_is_new: bool = False, action_type_is_
         if not w.isdigit():
             out["w=" + w] = 1.0
     said = analysis.summary_words
-    for a, b in zip(said, said[1:]):
+    for a, b in itertools.pairwise(said):
         out[f"s2={a}_{b}"] = 1.0
     biggest = analysis.max_amount
     amount = biggest.value if biggest else max(analysis.text_amounts, default=0.0)

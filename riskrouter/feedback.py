@@ -22,12 +22,15 @@ def load_feedback(source: str | Callable[[], Iterable[LabeledAction]] | None = N
         source = getattr(settings, "RISKROUTER_FEEDBACK_SOURCE", None)
     if not source:
         return []
+    produce: Callable[[], Iterable[LabeledAction]]
     if isinstance(source, str):
         from django.utils.module_loading import import_string
 
-        source = import_string(source)
+        produce = import_string(source)
+    else:
+        produce = source
     labels: list[LabeledAction] = []
-    for item in source():
+    for item in produce():
         if not isinstance(item, LabeledAction):
             raise TypeError(f"feedback source yielded {type(item).__name__}, not LabeledAction")
         if item.label not in LABELS:

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any, TypedDict
 
 import joblib
 import numpy as np
@@ -48,6 +50,23 @@ class ModelConfig:
     review_at: float = 0.50  # p(medium) + p(high) at or above this → async_review
     uncertain_below: float = 0.45  # top probability below this → one tier up
     company_domains: tuple[str, ...] = ("acme.example",)
+
+
+DEFAULT_CONFIG = ModelConfig()  # frozen: one shared default is safe
+
+
+class Training(TypedDict, total=False):
+    """What a model was trained on (`train` writes the first four; services adds the rest)."""
+
+    rows: int
+    data_sha256: str
+    by_label: dict[str, int]
+    sources: list[str]
+    golden_rows: int
+    feedback_rows: int
+    golden_ids: list[str]
+    config: dict[str, Any]
+    policy_version: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +105,7 @@ class RiskModel:
     version: str = ""
     features_version: str = FEATURES_VERSION
     sklearn_version: str = sklearn.__version__
-    training: Mapping[str, object] = field(default_factory=dict)
+    training: Training = field(default_factory=Training)
     # Derived from the pipeline on load; not pickled.
     _vocabulary: dict[str, int] = field(default_factory=dict, repr=False)
     _weights: np.ndarray | None = field(default=None, repr=False)
@@ -113,7 +132,7 @@ class RiskModel:
             raise ValueError(f"expected three classes, got {self._classes}")
         names = list(self._vocabulary)
         rows = self._weights[[self._vocabulary[n] for n in names]].tolist()
-        self._table = dict(zip(names, map(tuple, rows)))
+        self._table = dict(zip(names, map(tuple, rows), strict=True))
         self._intercept_row = tuple(float(b) for b in self._intercept)
 
     def __getstate__(self) -> dict:
@@ -152,7 +171,7 @@ class RiskModel:
     def predict_many(self, rows: Sequence[Mapping[str, float]]) -> list[dict[str, float]]:
         """The sklearn path, for batches (evaluation, replays)."""
         proba = self.pipeline.predict_proba(list(rows))
-        return [{label: float(p) for label, p in zip(self._classes, row)} for row in proba]
+        return [{label: float(p) for label, p in zip(self._classes, row, strict=True)} for row in proba]
 
     def opinion(self, probabilities: Mapping[str, float]) -> ModelOpinion:
         """The model's tier: by thresholds tilted towards caution, then up when unsure."""
@@ -187,6 +206,9 @@ class RiskModel:
         Rounded so that the last bits of a float sum (which BLAS may order
         differently) don't make two equal models look different.
         """
+        weights, intercept = self._weights, self._intercept
+        if weights is None or intercept is None:  # __post_init__ and __setstate__ always wire them
+            raise RuntimeError("RiskModel used before its pipeline was wired")
         h = hashlib.sha256()
         h.update(json.dumps(
             {"config": asdict(self.config), "features": self.features_version, "classes": list(self._classes)},
@@ -195,8 +217,8 @@ class RiskModel:
         for name in sorted(self._vocabulary):
             h.update(name.encode())
             h.update(b"\0")
-            h.update(np.round(self._weights[self._vocabulary[name]], 8).tobytes())
-        h.update(np.round(self._intercept, 8).tobytes())
+            h.update(np.round(weights[self._vocabulary[name]], 8).tobytes())
+        h.update(np.round(intercept, 8).tobytes())
         h.update(repr(round(self._beta, 8)).encode())
         return h.hexdigest()
 
@@ -206,7 +228,7 @@ class RiskModel:
         return buffer.getvalue()
 
     @staticmethod
-    def from_bytes(data: bytes) -> RiskModel:
+    def from_bytes(data: bytes | memoryview) -> RiskModel:
         # Artifacts come from our own database, written by train_risk_model.
         model = joblib.load(io.BytesIO(bytes(data)))
         if not isinstance(model, RiskModel):
@@ -227,7 +249,7 @@ def _data_hash(examples: Sequence[LabeledAction]) -> str:
 
 
 def train(
-    examples: Sequence[LabeledAction], *, config: ModelConfig = ModelConfig(),
+    examples: Sequence[LabeledAction], *, config: ModelConfig = DEFAULT_CONFIG,
     features: Sequence[Mapping[str, float]] | None = None,
 ) -> RiskModel:
     """Fit a model on labelled actions; deterministic for the same examples and config.
@@ -263,12 +285,12 @@ def train(
 
 
 def expected_calibration_error(probabilities: np.ndarray, truth: np.ndarray, *, bins: int = 10) -> float:
-    """Top-label ECE: |accuracy − confidence| per confidence bin, weighted by bin size."""
+    """Top-label ECE: |accuracy - confidence| per confidence bin, weighted by bin size."""
     confidence = probabilities.max(axis=1)
     correct = probabilities.argmax(axis=1) == truth
     edges = np.linspace(0.0, 1.0, bins + 1)
     total = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in itertools.pairwise(edges):
         mask = (confidence > lo) & (confidence <= hi) if lo > 0 else (confidence >= lo) & (confidence <= hi)
         if mask.any():
             total += mask.mean() * abs(correct[mask].mean() - confidence[mask].mean())
@@ -276,13 +298,13 @@ def expected_calibration_error(probabilities: np.ndarray, truth: np.ndarray, *, 
 
 
 def brier_score(probabilities: np.ndarray, truth: np.ndarray) -> float:
-    """Multi-class Brier: mean over rows of Σ_k (p_k − y_k)², from 0 (perfect) to 2."""
+    """Multi-class Brier: mean over rows of Σ_k (p_k - y_k)², from 0 (perfect) to 2."""
     onehot = np.zeros_like(probabilities)
     onehot[np.arange(len(truth)), truth] = 1.0
     return float(((probabilities - onehot) ** 2).sum(axis=1).mean())
 
 
 __all__ = [
-    "LABELS", "LABEL_TIER", "ModelConfig", "ModelOpinion", "RiskModel", "brier_score", "build_pipeline",
+    "DEFAULT_CONFIG", "LABELS", "LABEL_TIER", "ModelConfig", "ModelOpinion", "RiskModel", "brier_score", "build_pipeline",
     "expected_calibration_error", "features_for", "train",
 ]

@@ -114,9 +114,9 @@ def parse_money_text(text: str) -> tuple[float, bool] | None:
     words: list[str] = []
     scale = 1.0
     for token in tokens:
-        if token in "()+-":
+        if token in "()+-":  # noqa: S105 (a token of the amount's text, not a credential)
             continue  # a sign or accounting brackets: the magnitude is what moves
-        if token in _CURRENCY_WORDS or token == "us":  # US$
+        if token in _CURRENCY_WORDS or token == "us":  # noqa: S105 (US$; a text token, not a credential)
             marked = True
         elif token in _SCALES and numbers:
             scale *= _SCALES[token]
@@ -134,8 +134,8 @@ def parse_money_text(text: str) -> tuple[float, bool] | None:
             return None
         value, decimal = number
         return value * scale, marked or decimal
-    value = _number_words(words)
-    return (value * scale, marked) if value is not None else None
+    worded = _number_words(words)
+    return (worded * scale, marked) if worded is not None else None
 
 
 def _digits(token: str) -> tuple[float, bool] | None:

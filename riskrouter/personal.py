@@ -206,7 +206,10 @@ def personal_spans(text: str, *, default_region: str = "US") -> list[tuple[str, 
             for m in pattern.finditer(text):
                 start = m.start()
                 if name == "password":  # keep "password=" readable, mask what follows
-                    start += _SECRET_VALUE.search(m.group()).end()
+                    separator = _SECRET_VALUE.search(m.group())
+                    if separator is None:  # the password pattern requires ':' or '='
+                        raise ValueError(f"no ':' or '=' in a password match: {m.group()!r}")
+                    start += separator.end()
                 add("secret", start, m.end())
     return sorted(found, key=lambda span: span[1])
 

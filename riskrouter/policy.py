@@ -14,7 +14,7 @@ import hashlib
 import json
 import operator
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 
 from .features import Analysis
@@ -22,7 +22,7 @@ from .types import ActionInput, Tier
 
 KINDS = ("pattern", "threshold", "indicator", "first_sighting")
 UP = "up"
-OPS: Mapping[str, tuple[object, str]] = {
+OPS: Mapping[str, tuple[Callable[[float, float], bool], str]] = {
     ">=": (operator.ge, "≥"), ">": (operator.gt, ">"), "<=": (operator.le, "≤"), "<": (operator.lt, "<"),
 }
 
@@ -69,8 +69,8 @@ class PolicyDecision:
     fired: tuple[str, ...] = ()
 
 
-def _block(name: str, match: str, reason: str, **kw: object) -> Rule:
-    return Rule(name=name, kind="pattern", match=match, reason=reason, **kw)
+def _block(name: str, match: str, reason: str) -> Rule:
+    return Rule(name=name, kind="pattern", match=match, reason=reason)
 
 
 DEFAULT_RULES: tuple[Rule, ...] = (
@@ -242,9 +242,9 @@ def _threshold(rule: Rule, analysis: Analysis) -> str | None:
         return f"{fmt_number(n)} rows {symbol} {limit}" if n and compare(n, rule.value) else None
     for path, value in analysis.leaves:
         leaf = path.rsplit(".", 1)[-1]
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and fnmatch.fnmatch(leaf.lower(), rule.match.lower()):
-            if compare(value, rule.value):
-                return f"{leaf} {fmt_number(value)} {symbol} {limit}"
+        if (isinstance(value, (int, float)) and not isinstance(value, bool)
+                and fnmatch.fnmatch(leaf.lower(), rule.match.lower()) and compare(value, rule.value)):
+            return f"{leaf} {fmt_number(value)} {symbol} {limit}"
     return None
 
 

@@ -176,11 +176,14 @@ def current_router() -> Router:
     """The router this process uses now; never raises for a database problem."""
     cache = _cache
     now = time.monotonic()
-    if cache.router is not None and now - cache.checked_at < _refresh_seconds():
-        return cache.router
+    router = cache.router
+    if router is not None and now - cache.checked_at < _refresh_seconds():
+        return router
     # Only one thread looks; the others keep routing with what they have.
-    if not _lock.acquire(blocking=cache.router is None):
-        return cache.router
+    if router is None:
+        _lock.acquire()
+    elif not _lock.acquire(blocking=False):
+        return router
     try:
         if cache.router is not None and time.monotonic() - cache.checked_at < _refresh_seconds():
             return cache.router

@@ -41,6 +41,12 @@ class TrainOutcome:
     def passed(self) -> bool:
         return self.model is not None and not self.failures
 
+    def trained(self) -> tuple[RiskModel, Evaluation]:
+        """The model and its evaluation; only a skipped run has none."""
+        if self.model is None or self.evaluation is None:
+            raise ValueError(f"nothing was trained: {self.skipped or 'no reason given'}")
+        return self.model, self.evaluation
+
 
 def _training_set(rows: Sequence[GoldenRow], extra: Sequence[LabeledAction]) -> list[LabeledAction]:
     return [r.labeled() for r in rows] + list(extra)
@@ -113,8 +119,9 @@ def risk_model_evaluate(
         notes.append("No active model: training one first.")
         outcome = risk_model_train(rows=rows, extra=extra, lodo=lodo)
         notes.extend(outcome.messages)
+        trained, evaluated = outcome.trained()  # no if_missing: it never skips
         # The training run already evaluated this recipe on these rows.
-        return outcome.evaluation, outcome.failures, outcome.model.version, notes
+        return evaluated, outcome.failures, trained.version, notes
     model = registry.load_model(active.version)
     evaluation = evaluate(rows, policy=registry.current_policy(), config=model.config, extra=extra, lodo=lodo)
     trained_ids = set(model.training.get("golden_ids", ()))

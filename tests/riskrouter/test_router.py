@@ -14,13 +14,13 @@ from riskrouter.router import NO_MODEL, Router
 from riskrouter.types import Tier
 from tests.riskrouter.conftest import action
 
-KNOWN_CHARGE_REFUND = dict(
-    action_type="payments.refund", tool="stripe.refunds.create",
-    payload={"charge": "ch_3QbT91L2eZvKYlo21Xx0PpQa", "amount": 300, "currency": "usd", "reason": "duplicate"},
-    summary="Refund the $3 gift-wrap fee charged twice on order 90412",
-    rationale="The order shows the gift-wrap line twice; the customer asked for the duplicate back.",
-    agent="billing-assistant",
-)
+KNOWN_CHARGE_REFUND = {
+    "action_type": "payments.refund", "tool": "stripe.refunds.create",
+    "payload": {"charge": "ch_3QbT91L2eZvKYlo21Xx0PpQa", "amount": 300, "currency": "usd", "reason": "duplicate"},
+    "summary": "Refund the $3 gift-wrap fee charged twice on order 90412",
+    "rationale": "The order shows the gift-wrap line twice; the customer asked for the duplicate back.",
+    "agent": "billing-assistant",
+}
 
 
 def with_probabilities(model, probabilities, **config):

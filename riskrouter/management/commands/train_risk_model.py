@@ -26,9 +26,10 @@ class Command(BaseCommand):
         if outcome.skipped:
             self.stdout.write(f"Nothing to train: {outcome.skipped}.")
             return
+        model, evaluation = outcome.trained()
         if not quiet:
             self.stdout.write(services.report(
-                outcome.evaluation, outcome.failures, version=outcome.model.version,
+                evaluation, outcome.failures, version=model.version,
                 baseline_version=outcome.baseline_version,
             ))
         for message in outcome.messages:

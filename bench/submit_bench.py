@@ -228,6 +228,21 @@ def connections_per_worker(server) -> dict[int, int]:
     return counts
 
 
+def splits(server, trials: int = 20) -> str:
+    """How 16 connections opened at once fall between the workers, over `trials` tries."""
+    seen: collections.Counter[str] = collections.Counter()
+    for _ in range(trials):
+        sockets = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(16)]
+        for sock in sockets:
+            sock.sendall(b"GET /api/v1/kill-switch HTTP/1.1\r\nHost: bench\r\n\r\n")
+        time.sleep(0.5)  # all accepted and answered; kept alive
+        seen["/".join(str(n) for n in sorted(connections_per_worker(server).values(), reverse=True))] += 1
+        for sock in sockets:
+            sock.close()
+        time.sleep(0.3)
+    return ", ".join(f"{split} {count} times" for split, count in sorted(seen.items()))
+
+
 def memory(server) -> dict:
     """PSS and RSS in MB, summed over the master and its workers (/proc/PID/smaps_rollup).
 
@@ -475,7 +490,14 @@ def main():
             if other:
                 runs["other"].append(wrk(f"{other.base}/api/v1/actions", key, args.seconds, server=other))
         floor, ours, keyed = (_median(runs[name]) for name in ("floor", "ours", "keyed"))
+        # Each round's floor and ours ran side by side: their ratio is the figure, its median over the rounds.
+        ratio, keyed_ratio = (
+            statistics.median(r["rps"] / f["rps"] for r, f in zip(runs[name], runs["floor"], strict=True))
+            for name in ("ours", "keyed")
+        )
+        split_ours = splits(server)
         if other:
+            split_other = splits(other)
             other.stop()
             other = None
         seq_floor = sequential(host, port, "/bench/floor", key, 1000)
@@ -529,6 +551,9 @@ def main():
             f"  {name:<33}{r['rps']:>8.0f}{r['p50']:>8.1f}{r['p99']:>8.1f}{r['errors']:>8}"
             f"{r['web_ms']:>22.2f}{r['db_ms']:>12.2f}  {r['split']:>10}"
         )
+    print(f"16 connections opened at once, 20 times, fell between the workers: {split_ours}")
+    if changed:
+        print(f"  … with {', '.join(args.compare)}: {split_other}")
     print("one agent, one call at a time (1000 calls on a kept-alive connection):")
     print(
         f"  floor p50 {seq_floor['p50']:.2f} ms, p99 {seq_floor['p99']:.2f} ms;"
@@ -560,13 +585,8 @@ def main():
     peak = max(at_start["pss"], after_load["pss"], with_waiters["pss"], released["pss"])
     print("targets:")
     for label, value, target, ok in (
-        ("submissions / floor", f"{ours['rps'] / floor['rps']:.2f}", "≥ 0.50", ours["rps"] / floor["rps"] >= 0.5),
-        (
-            "keyed submissions / floor",
-            f"{keyed['rps'] / floor['rps']:.2f}",
-            "≥ 0.50",
-            keyed["rps"] / floor["rps"] >= 0.5,
-        ),
+        ("submissions / floor (median of the rounds' ratios)", f"{ratio:.2f}", "≥ 0.50", ratio >= 0.5),
+        ("keyed submissions / floor", f"{keyed_ratio:.2f}", "≥ 0.50", keyed_ratio >= 0.5),
         ("submission p99", f"{ours['p99']:.1f} ms", "≤ 50 ms", ours["p99"] <= 50),
         ("keyed submission p99", f"{keyed['p99']:.1f} ms", "≤ 50 ms", keyed["p99"] <= 50),
         ("one agent's sequential call, p50", f"{seq_ours['p50']:.2f} ms", "≤ 2 ms", seq_ours["p50"] <= 2),

@@ -31,6 +31,9 @@ timeout = 90  # above the longest long-poll (60 s)
 graceful_timeout = 65
 keepalive = 5
 accesslog = os.environ.get("ACCESS_LOG") or None
+# No gunicornc control socket: nothing uses it, and its default home (~/.gunicorn)
+# often doesn't exist, which logged an error at every start.
+control_socket_disable = True
 # Whether a request came over HTTPS is Django's call alone (SECURE_PROXY_SSL_HEADER,
 # set by REVIEWQUEUE_TLS_PROXY_HEADER): gunicorn would otherwise believe an
 # X-Forwarded-Proto header from any client on this host.

@@ -44,8 +44,9 @@ def main():
     subprocess.run(["psql", admin, "-qc", f"CREATE DATABASE {db}"], check=True)
     subprocess.run(["redis-cli", "-u", broker, "flushdb"], check=True, capture_output=True)
     var = tempfile.mkdtemp(prefix="rq-clock-bench-")
-    os.environ.update(DATABASE_URL=url, CELERY_BROKER_URL=broker, REVIEWQUEUE_VAR_DIR=var,
-                      DJANGO_SETTINGS_MODULE="config.settings")
+    os.environ.update(
+        DATABASE_URL=url, CELERY_BROKER_URL=broker, REVIEWQUEUE_VAR_DIR=var, DJANGO_SETTINGS_MODULE="config.settings"
+    )
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], check=True, cwd=ROOT)
 
     import django
@@ -62,14 +63,27 @@ def main():
         rows = []
         for i in range(count):
             due = deadlines(i)
-            rows.append(Action(
-                agent=agent, action_type="payments.refund", payload={"amount": i}, summary=f"Refund #{i}",
-                status="pending", tier="blocking", risk_score=0.9, risk_reasons=["bench"], model_version="bench",
-                created_at=now, updated_at=now, sla_due_at=due + timedelta(minutes=7, seconds=30),
-                sla_chain=[{"due_at": due.isoformat(), "do": "escalate", "group": "senior_reviewer"},
-                           {"due_at": (due + timedelta(minutes=7, seconds=30)).isoformat(), "do": "expire"}],
-                next_deadline_at=due,
-            ))
+            rows.append(
+                Action(
+                    agent=agent,
+                    action_type="payments.refund",
+                    payload={"amount": i},
+                    summary=f"Refund #{i}",
+                    status="pending",
+                    tier="blocking",
+                    risk_score=0.9,
+                    risk_reasons=["bench"],
+                    model_version="bench",
+                    created_at=now,
+                    updated_at=now,
+                    sla_due_at=due + timedelta(minutes=7, seconds=30),
+                    sla_chain=[
+                        {"due_at": due.isoformat(), "do": "escalate", "group": "senior_reviewer"},
+                        {"due_at": (due + timedelta(minutes=7, seconds=30)).isoformat(), "do": "expire"},
+                    ],
+                    next_deadline_at=due,
+                )
+            )
         Action.objects.bulk_create(rows, batch_size=5000)
 
     far = timezone.now() + timedelta(days=1)
@@ -87,10 +101,29 @@ def main():
     pending(flying, args.in_flight, lambda i: first_due + timedelta(seconds=i * spread))
 
     env = {**os.environ}
-    worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "config", "worker", "-c", "2", "-l", "WARNING",
-                               "--without-gossip", "--without-mingle"], cwd=ROOT, env=env)
-    beat = subprocess.Popen([sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "WARNING",
-                             "-s", f"{var}/beat"], cwd=ROOT, env=env)
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-c",
+            "2",
+            "-l",
+            "WARNING",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    beat = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "WARNING", "-s", f"{var}/beat"],
+        cwd=ROOT,
+        env=env,
+    )
     try:
         if timezone.now() > first_due - timedelta(seconds=5):
             sys.exit("setting up took longer than the head start; the figures would include the backlog")
@@ -109,12 +142,16 @@ def main():
     )
     due = Action.objects.filter(agent=flying, next_deadline_at__isnull=False).count()
     print(f"kill switch: {args.halt:,} pending actions halted {halt_seconds * 1000:.0f} ms after engaging")
-    print(f"escalations: {args.in_flight:,} in flight, {len(lateness):,} due in {args.window} s "
-          f"({len(lateness) / args.window:.0f}/s)")
+    print(
+        f"escalations: {args.in_flight:,} in flight, {len(lateness):,} due in {args.window} s "
+        f"({len(lateness) / args.window:.0f}/s)"
+    )
     if lateness:
         p99 = lateness[int(0.99 * (len(lateness) - 1))]
-        print(f"  lateness p50 {statistics.median(lateness) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, "
-              f"max {lateness[-1] * 1000:.0f} ms (target p99 ≤ 2000 ms; beat interval 1000 ms)")
+        print(
+            f"  lateness p50 {statistics.median(lateness) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, "
+            f"max {lateness[-1] * 1000:.0f} ms (target p99 ≤ 2000 ms; beat interval 1000 ms)"
+        )
     print(f"  actions with a deadline still ahead afterwards: {due:,}")
 
 

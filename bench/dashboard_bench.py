@@ -95,35 +95,65 @@ def fill(total: int, seed: int = 7) -> dict:
                 agent = agents[i % len(agents)]
                 roll = rng.random()
                 row = {
-                    "id": uuid7_at(created, rng), "agent_id": agent.pk, "action_type": body["action_type"],
-                    "tool": body.get("tool", ""), "payload": body["payload"], "summary": body["summary"],
-                    "rationale": body.get("rationale", ""), "conversation_id": conversation,
-                    "cost": {"usd": round(rng.uniform(0.001, 0.03), 4), "input_tokens": rng.randint(300, 5000),
-                             "output_tokens": rng.randint(40, 800)},
+                    "id": uuid7_at(created, rng),
+                    "agent_id": agent.pk,
+                    "action_type": body["action_type"],
+                    "tool": body.get("tool", ""),
+                    "payload": body["payload"],
+                    "summary": body["summary"],
+                    "rationale": body.get("rationale", ""),
+                    "conversation_id": conversation,
+                    "cost": {
+                        "usd": round(rng.uniform(0.001, 0.03), 4),
+                        "input_tokens": rng.randint(300, 5000),
+                        "output_tokens": rng.randint(40, 800),
+                    },
                     "risk_reasons": ["amount 48,000 ≥ 1,000", f"action type '{body['action_type']}' needs review"],
-                    "model_version": "bench", "created_at": created, "updated_at": created,
-                    "callback_url": "", "context": None,
+                    "model_version": "bench",
+                    "created_at": created,
+                    "updated_at": created,
+                    "callback_url": "",
+                    "context": None,
                 }
                 recent = i >= total - 4000  # the last 4,000: still open, mostly
                 if roll < 0.55:
-                    row.update(tier="auto", status="approved", risk_score=round(rng.uniform(0, 0.35), 3),
-                               decided_at=created, decision_by_label="router:auto")
+                    row.update(
+                        tier="auto",
+                        status="approved",
+                        risk_score=round(rng.uniform(0, 0.35), 3),
+                        decided_at=created,
+                        decision_by_label="router:auto",
+                    )
                 elif roll < 0.80:
-                    row.update(tier="async_review", status="approved", risk_score=round(rng.uniform(0.35, 0.7), 3),
-                               decided_at=created, decision_by_label="router:async_review",
-                               sla_due_at=created + timedelta(hours=24))
+                    row.update(
+                        tier="async_review",
+                        status="approved",
+                        risk_score=round(rng.uniform(0.35, 0.7), 3),
+                        decided_at=created,
+                        decision_by_label="router:async_review",
+                        sla_due_at=created + timedelta(hours=24),
+                    )
                     if recent and rng.random() < 0.9:
                         row["review_state"] = "awaiting_review"
                     else:
                         who = rng.choice(deciders)
                         state = "flagged" if rng.random() < 0.05 else "confirmed"
-                        row.update(review_state=state, reviewed_by_id=who.pk,
-                                   reviewed_at=created + timedelta(hours=3))
-                        decision_rows.append((row["id"], who.pk, state[:-2] if state == "confirmed" else "flag",
-                                              created + timedelta(hours=3)))
+                        row.update(review_state=state, reviewed_by_id=who.pk, reviewed_at=created + timedelta(hours=3))
+                        decision_rows.append(
+                            (
+                                row["id"],
+                                who.pk,
+                                state[:-2] if state == "confirmed" else "flag",
+                                created + timedelta(hours=3),
+                            )
+                        )
                 else:
-                    row.update(tier="blocking", risk_score=round(rng.uniform(0.7, 1.0), 3),
-                               sla_due_at=created + timedelta(minutes=15), four_eyes=rng.random() < 0.03)
+                    row.update(
+                        tier="blocking",
+                        risk_score=round(rng.uniform(0.7, 1.0), 3),
+                        sla_due_at=created + timedelta(minutes=15),
+                        four_eyes=rng.random() < 0.03,
+                    )
                     if recent and rng.random() < 0.9:
                         row.update(status="pending")
                         if rng.random() < 0.05:
@@ -133,11 +163,17 @@ def fill(total: int, seed: int = 7) -> dict:
                         who = rng.choice(deciders)
                         approve = rng.random() < 0.8
                         at = created + timedelta(minutes=rng.randint(1, 14))
-                        row.update(status="approved" if approve else "rejected", decided_at=at, decided_by_id=who.pk,
-                                   decision_by_label=who.username, decision_note="" if approve else "not this time")
+                        row.update(
+                            status="approved" if approve else "rejected",
+                            decided_at=at,
+                            decided_by_id=who.pk,
+                            decision_by_label=who.username,
+                            decision_note="" if approve else "not this time",
+                        )
                         if approve:
-                            row.update(approved_payload=body["payload"],
-                                       approved_payload_sha256=sha256_hex(body["payload"]))
+                            row.update(
+                                approved_payload=body["payload"], approved_payload_sha256=sha256_hex(body["payload"])
+                            )
                         decision_rows.append((row["id"], who.pk, "approve" if approve else "reject", at))
                         decided_ids.append(row["id"])
                 copy.write_row([value(f, row) for f in fields])
@@ -181,8 +217,11 @@ def main():
         sys.exit("DATABASE_URL must point at PostgreSQL")
     db = urlparse(url).path.lstrip("/")
     admin = url.rsplit("/", 1)[0] + "/postgres"
-    os.environ.update(DATABASE_URL=url, DJANGO_SETTINGS_MODULE="config.settings",
-                      REVIEWQUEUE_VAR_DIR=os.environ.get("REVIEWQUEUE_VAR_DIR") or tempfile.mkdtemp(prefix="rq-dash-"))
+    os.environ.update(
+        DATABASE_URL=url,
+        DJANGO_SETTINGS_MODULE="config.settings",
+        REVIEWQUEUE_VAR_DIR=os.environ.get("REVIEWQUEUE_VAR_DIR") or tempfile.mkdtemp(prefix="rq-dash-"),
+    )
     if not args.keep:
         subprocess.run(["psql", admin, "-qc", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)"], check=True)
         subprocess.run(["psql", admin, "-qc", f"CREATE DATABASE {db}"], check=True)
@@ -201,8 +240,10 @@ def main():
         call_command("migrate", verbosity=0)
         started = time.perf_counter()
         filled = fill(args.actions)
-        print(f"filled {args.actions:,} actions and {filled['decisions']:,} decisions "
-              f"in {time.perf_counter() - started:.1f} s")
+        print(
+            f"filled {args.actions:,} actions and {filled['decisions']:,} decisions "
+            f"in {time.perf_counter() - started:.1f} s"
+        )
     reviewer, _ = User.objects.get_or_create(username="bench-reviewer")
     reviewer.groups.add(Group.objects.get_or_create(name="reviewer")[0])
     senior, _ = User.objects.get_or_create(username="bench-senior")
@@ -216,14 +257,18 @@ def main():
     middle = Action.objects.filter(status="pending", tier="blocking").order_by("sla_due_at")[pending // 2]
     decided = Action.objects.filter(tier="blocking", status="approved").order_by("-created_at")[500]
     blocking_p95 = report("Blocking queue page (first page)", timed(client, "/queue/blocking/", args.requests))
-    action_p95 = report("Action page (pending, with conversation)", timed(client, f"/actions/{target.pk}/", args.requests))
+    action_p95 = report(
+        "Action page (pending, with conversation)", timed(client, f"/actions/{target.pk}/", args.requests)
+    )
     print("  also:")
     report("Blocking queue, htmx poll of the rows", timed(client, "/queue/blocking/?x=1", args.requests // 2))
     first = client.get("/queue/blocking/").content.decode()
     cursor = first.split("after=")[1].split('"')[0] if "after=" in first else ""
     report("Blocking queue, next page (keyset)", timed(client, f"/queue/blocking/?after={cursor}", args.requests // 2))
-    report("Blocking queue filtered (agent + text)",
-           timed(client, "/queue/blocking/?agent=agent-03&q=refund", args.requests // 2))
+    report(
+        "Blocking queue filtered (agent + text)",
+        timed(client, "/queue/blocking/?agent=agent-03&q=refund", args.requests // 2),
+    )
     report("Async review queue", timed(client, "/queue/async/", args.requests // 2))
     report("Decided tab", timed(client, "/queue/decided/", args.requests // 2))
     report("Action page (middle of the queue)", timed(client, f"/actions/{middle.pk}/", args.requests // 2))
@@ -231,8 +276,10 @@ def main():
     client.force_login(senior)
     report("Escalated tab (senior reviewer)", timed(client, "/queue/escalated/", args.requests // 2))
     ok = blocking_p95 <= 100 and action_p95 <= 100
-    print(f"Blocking queue p95 {blocking_p95:.1f} ms, action page p95 {action_p95:.1f} ms: "
-          f"{'within' if ok else 'OVER'} the 100 ms bar")
+    print(
+        f"Blocking queue p95 {blocking_p95:.1f} ms, action page p95 {action_p95:.1f} ms: "
+        f"{'within' if ok else 'OVER'} the 100 ms bar"
+    )
     sys.exit(0 if ok else 1)
 
 

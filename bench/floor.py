@@ -20,9 +20,17 @@ def floor(request):
         cursor.execute(
             "INSERT INTO bench_floor (action_type, tool, summary, rationale, conversation_id, callback_url,"
             " status, tier, payload) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-            [body["action_type"], body.get("tool", ""), body["summary"], body.get("rationale", ""),
-             body.get("conversation_id", ""), body.get("callback_url", ""), "approved", "auto",
-             json.dumps(body["payload"])],
+            [
+                body["action_type"],
+                body.get("tool", ""),
+                body["summary"],
+                body.get("rationale", ""),
+                body.get("conversation_id", ""),
+                body.get("callback_url", ""),
+                "approved",
+                "auto",
+                json.dumps(body["payload"]),
+            ],
         )
         row_id = cursor.fetchone()[0]
     return JsonResponse({"id": row_id, "status": "approved"}, status=201)

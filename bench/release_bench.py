@@ -35,18 +35,47 @@ def main():
     env = {**os.environ, "REVIEWQUEUE_VAR_DIR": var}
     py = [sys.executable, "manage.py"]
     subprocess.run([*py, "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-    key = subprocess.run([*py, "create_agent", "releaser", "--scope", "*", "--rate-limit", "100000",
-                          "--conversation-rate-limit", "100000"], cwd=ROOT, env=env, check=True,
-                         capture_output=True, text=True).stdout.split()[-1]
-    subprocess.run([*py, "shell", "-c", "from django.contrib.auth.models import Group, User; "
-                    "u = User.objects.create_user('bench-reviewer', password='bench-pw-123'); "
-                    "u.groups.add(Group.objects.get_or_create(name='reviewer')[0])"], cwd=ROOT, env=env, check=True)
+    key = subprocess.run(
+        [
+            *py,
+            "create_agent",
+            "releaser",
+            "--scope",
+            "*",
+            "--rate-limit",
+            "100000",
+            "--conversation-rate-limit",
+            "100000",
+        ],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()[-1]
+    subprocess.run(
+        [
+            *py,
+            "shell",
+            "-c",
+            "from django.contrib.auth.models import Group, User; "
+            "u = User.objects.create_user('bench-reviewer', password='bench-pw-123'); "
+            "u.groups.add(Group.objects.get_or_create(name='reviewer')[0])",
+        ],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([str(ROOT / ".venv/bin/gunicorn"), "config.wsgi", "-c", "config/gunicorn.conf.py"],
-                              cwd=ROOT, env={**env, "BIND": f"127.0.0.1:{port}"},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [str(ROOT / ".venv/bin/gunicorn"), "config.wsgi", "-c", "config/gunicorn.conf.py"],
+        cwd=ROOT,
+        env={**env, "BIND": f"127.0.0.1:{port}"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     agent = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60)
     reviewer = httpx.Client(base_url=base, timeout=30, follow_redirects=False)
@@ -59,17 +88,25 @@ def main():
                 time.sleep(0.2)
         page = reviewer.get("/accounts/login/").text
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)[1]
-        reviewer.post("/accounts/login/", data={"username": "bench-reviewer", "password": "bench-pw-123",
-                                                "csrfmiddlewaretoken": token})
+        reviewer.post(
+            "/accounts/login/",
+            data={"username": "bench-reviewer", "password": "bench-pw-123", "csrfmiddlewaretoken": token},
+        )
         csrf = reviewer.cookies["csrftoken"]
         floor, release = [], []
         for i in range(args.rounds + 3):
             started = time.perf_counter()
             agent.get("/api/v1/kill-switch")
             floor.append(time.perf_counter() - started)
-            action = agent.post("/api/v1/actions", json={
-                "action_type": "payments.refund", "payload": {"charge": f"ch_{i}", "amount": 40},
-                "summary": f"Refund $40 on charge ch_{i}", "conversation_id": f"c{i}"}).json()
+            action = agent.post(
+                "/api/v1/actions",
+                json={
+                    "action_type": "payments.refund",
+                    "payload": {"charge": f"ch_{i}", "amount": 40},
+                    "summary": f"Refund $40 on charge ch_{i}",
+                    "conversation_id": f"c{i}",
+                },
+            ).json()
             assert action["status"] == "pending", action
             answer = {}
 
@@ -81,8 +118,11 @@ def main():
             waiter.start()
             time.sleep(0.3)  # parked
             clicked = time.perf_counter()
-            reviewer.post(f"/actions/{action['id']}/decide", data={"decision": "approve", "note": ""},
-                          headers={"X-CSRFToken": csrf, "Referer": base + "/"})
+            reviewer.post(
+                f"/actions/{action['id']}/decide",
+                data={"decision": "approve", "note": ""},
+                headers={"X-CSRFToken": csrf, "Referer": base + "/"},
+            )
             waiter.join()
             assert answer["status"] == "approved", answer
             release.append(answer["at"] - clicked)
@@ -94,11 +134,17 @@ def main():
     def pct(values, p):
         return values[min(len(values) - 1, int(p * len(values)))] * 1000
 
-    print(f"fast release, {args.rounds} approvals, gunicorn gthread, {'PostgreSQL' if 'DATABASE_URL' in os.environ else 'SQLite (embedded)'}")
-    print(f"  approval POST → agent's wait returns: p50 {statistics.median(release) * 1000:.0f} ms, "
-          f"p95 {pct(release, 0.95):.0f} ms, max {release[-1] * 1000:.0f} ms (target ≤ 200 ms)")
-    print(f"  floor, one bare API round trip:        p50 {statistics.median(floor) * 1000:.0f} ms, "
-          f"p95 {pct(floor, 0.95):.0f} ms")
+    print(
+        f"fast release, {args.rounds} approvals, gunicorn gthread, {'PostgreSQL' if 'DATABASE_URL' in os.environ else 'SQLite (embedded)'}"
+    )
+    print(
+        f"  approval POST → agent's wait returns: p50 {statistics.median(release) * 1000:.0f} ms, "
+        f"p95 {pct(release, 0.95):.0f} ms, max {release[-1] * 1000:.0f} ms (target ≤ 200 ms)"
+    )
+    print(
+        f"  floor, one bare API round trip:        p50 {statistics.median(floor) * 1000:.0f} ms, "
+        f"p95 {pct(floor, 0.95):.0f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -99,7 +99,9 @@ def main() -> int:
     for action in actions:
         route_one(action)
     serial = time.perf_counter() - started
-    print(f"route() serial throughput: {len(actions) / serial:,.0f} actions/s on one core ({serial * 1000:.0f} ms for {len(actions)})")
+    print(
+        f"route() serial throughput: {len(actions) / serial:,.0f} actions/s on one core ({serial * 1000:.0f} ms for {len(actions)})"
+    )
 
     batch = features[: args.batch]
     model.pipeline.predict_proba(batch)
@@ -109,20 +111,26 @@ def main() -> int:
         model.pipeline.predict_proba(batch)
         runs.append(time.perf_counter() - started)
     best = statistics.median(runs)
-    print(f"pipeline.predict_proba batch of {len(batch)} precomputed rows: {best * 1000:.1f} ms "
-          f"({len(batch) / best:,.0f} rows/s)")
+    print(
+        f"pipeline.predict_proba batch of {len(batch)} precomputed rows: {best * 1000:.1f} ms "
+        f"({len(batch) / best:,.0f} rows/s)"
+    )
     batch_actions = actions[: args.batch]
     started = time.perf_counter()
     model.pipeline.predict_proba([model.features(a) for a in batch_actions])
     full_batch = time.perf_counter() - started
-    print(f"features + predict_proba batch of {len(batch_actions)} actions: {full_batch * 1000:.1f} ms "
-          f"({len(batch_actions) / full_batch:,.0f} actions/s)")
+    print(
+        f"features + predict_proba batch of {len(batch_actions)} actions: {full_batch * 1000:.1f} ms "
+        f"({len(batch_actions) / full_batch:,.0f} actions/s)"
+    )
     print()
 
     route_p50, route_p99 = np.percentile(route_ms, [50, 99])
     bare_p50 = np.percentile(bare_ms, 50)
-    print(f"ratio route() p50 / bare predict_proba p50: {route_p50 / bare_p50:.2f}  "
-          f"(route {route_p50:.3f} ms vs predict_proba {bare_p50:.3f} ms)")
+    print(
+        f"ratio route() p50 / bare predict_proba p50: {route_p50 / bare_p50:.2f}  "
+        f"(route {route_p50:.3f} ms vs predict_proba {bare_p50:.3f} ms)"
+    )
     verdict = "OK" if route_p99 <= P99_BUDGET_MS else "OVER BUDGET"
     print(f"route() p99 {route_p99:.3f} ms against the {P99_BUDGET_MS} ms budget: {verdict}")
     return 0

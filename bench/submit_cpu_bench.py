@@ -65,16 +65,22 @@ def main():
         with connection.cursor() as cursor:
             cursor.execute(TABLE_SQL)
     out = StringIO()
-    call_command("create_agent", f"cpu-bench-{int(time.time())}", "--scope", "*", "--rate-limit", "1000000000",
-                 stdout=out)
+    call_command(
+        "create_agent", f"cpu-bench-{int(time.time())}", "--scope", "*", "--rate-limit", "1000000000", stdout=out
+    )
     key = out.getvalue().split()[-1]
     agent = authenticate_key(key).agent
     client = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
     body = json.dumps(BODY)
     submission = lifecycle.Submission(**BODY)
     action = riskrouter.ActionInput(
-        action_type=submission.action_type, payload=submission.payload, summary=submission.summary,
-        tool=submission.tool, rationale=submission.rationale, agent=agent.name, context=None,
+        action_type=submission.action_type,
+        payload=submission.payload,
+        summary=submission.summary,
+        tool=submission.tool,
+        rationale=submission.rationale,
+        agent=agent.name,
+        context=None,
     )
     decided = riskrouter.route(action)
 
@@ -92,13 +98,13 @@ def main():
 
     def one_call():
         write = prepare()
-        fastpath.submission_write(action=write.action, key=None, event=audit.new_event(**write.event),
-                                  unconfirmed=None)
+        fastpath.submission_write(action=write.action, key=None, event=audit.new_event(**write.event), unconfirmed=None)
 
     def in_transaction(fn):
         def run():
             with transaction.atomic():
                 fn()
+
         return run
 
     steps = [
@@ -109,11 +115,18 @@ def main():
         ("  authenticate_key, remembered", lambda: authenticate_key(key, remembered_ok=True)),
         ("  rate_limit_hit", lambda: rate_limit_hit(limits=[("agent", agent.name, 10**9)])),
         ("  riskrouter.route", lambda: riskrouter.route(action)),
-        ("  kill switch (own transaction)",
-         in_transaction(lambda: killswitch.engaged_covering(
-             killswitch.engaged_switches(), agent_name=agent.name, action_type=submission.action_type))),
-        ("  audit append (own transaction)",
-         in_transaction(lambda: audit.audit_append(kind="bench.cpu", actor="bench", agent=agent))),
+        (
+            "  kill switch (own transaction)",
+            in_transaction(
+                lambda: killswitch.engaged_covering(
+                    killswitch.engaged_switches(), agent_name=agent.name, action_type=submission.action_type
+                )
+            ),
+        ),
+        (
+            "  audit append (own transaction)",
+            in_transaction(lambda: audit.audit_append(kind="bench.cpu", actor="bench", agent=agent)),
+        ),
         ("  build action + event (__init__)", lambda: audit.new_event(**prepare().event)),
         *([("  build + write them (one call)", one_call)] if fastpath.available() else []),
     ]
@@ -124,11 +137,15 @@ def main():
         results[name] = measure(fn, args.n)
         print(f"{name:<36}{results[name][0]:>9.2f}{results[name][1]:>9.2f}")
     floor, ours, keyed = (results[name][0] for name, _ in steps[:3])
-    print(f"a submission costs {ours / floor:.1f}x the floor's CPU, {keyed / floor:.1f}x with an Idempotency-Key"
-          " (0.5 of the floor's throughput needs about 2x)")
+    print(
+        f"a submission costs {ours / floor:.1f}x the floor's CPU, {keyed / floor:.1f}x with an Idempotency-Key"
+        " (0.5 of the floor's throughput needs about 2x)"
+    )
     built = results["  build action + event (__init__)"][0]
-    print(f"building the action and its event (SLA policy, Action and AuditEvent via __init__) is {built:.2f} ms,"
-          f" {100 * built / ours:.0f}% of a submission's CPU")
+    print(
+        f"building the action and its event (SLA policy, Action and AuditEvent via __init__) is {built:.2f} ms,"
+        f" {100 * built / ours:.0f}% of a submission's CPU"
+    )
 
 
 if __name__ == "__main__":

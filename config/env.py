@@ -26,7 +26,7 @@ def env_str(name: str, default: None = None) -> str | None: ...
 
 def env_str(name: str, default: str | None = None) -> str | None:
     """`NAME`, or the contents of the file named by `NAME_FILE` (for secrets)."""
-    if (path := os.environ.get(f"{name}_FILE")):
+    if path := os.environ.get(f"{name}_FILE"):
         try:
             return Path(path).read_text().strip()
         except OSError as exc:
@@ -102,8 +102,18 @@ def write_private_file(path: Path, text: str) -> None:
 
 
 # Placeholders from documentation and templates, refused anywhere in a key.
-_PLACEHOLDERS = ("django-insecure", "changeme", "change-me", "change_me", "replace-me", "replaceme",
-                 "your-secret-key", "secret-key-here", "insecure", "example")
+_PLACEHOLDERS = (
+    "django-insecure",
+    "changeme",
+    "change-me",
+    "change_me",
+    "replace-me",
+    "replaceme",
+    "your-secret-key",
+    "secret-key-here",
+    "insecure",
+    "example",
+)
 MIN_SECRET_KEY_LENGTH = 50
 MIN_SECRET_KEY_BITS = 128
 

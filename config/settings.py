@@ -196,9 +196,13 @@ REDIS_URL = env_str("REDIS_URL")
 # their web worker: its calls take well under a millisecond.
 REDIS_TIMEOUT_SECONDS = 2
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
-                          "OPTIONS": {"socket_timeout": REDIS_TIMEOUT_SECONDS,
-                                      "socket_connect_timeout": REDIS_TIMEOUT_SECONDS}}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"socket_timeout": REDIS_TIMEOUT_SECONDS, "socket_connect_timeout": REDIS_TIMEOUT_SECONDS},
+        }
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -229,7 +233,11 @@ WHITENOISE_USE_FINDERS = LOCAL_RUN
 # password too) until REVIEWQUEUE_LOGIN_LOCKOUT has passed since the last try.
 # Counted in Redis when there is one, else in the database: shared by every process.
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
-AXES_HANDLER = "reviewqueue.credentials.signin.AuditedCacheHandler" if REDIS_URL else "reviewqueue.credentials.signin.AuditedDatabaseHandler"
+AXES_HANDLER = (
+    "reviewqueue.credentials.signin.AuditedCacheHandler"
+    if REDIS_URL
+    else "reviewqueue.credentials.signin.AuditedDatabaseHandler"
+)
 AXES_CACHE = "default"
 AXES_FAILURE_LIMIT = env_int("REVIEWQUEUE_LOGIN_FAILURE_LIMIT", default=5, minimum=1)
 AXES_COOLOFF_TIME = env_duration("REVIEWQUEUE_LOGIN_LOCKOUT", default="15m")
@@ -323,7 +331,6 @@ EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "reviewqueue@localhost")
-
 
 
 def _webhook_allowed_networks() -> list[str]:

@@ -88,8 +88,12 @@ def secrets_page(request, model_admin, *, title: str, rows: list[dict]) -> Templ
     django.contrib.messages: its default storage is a cookie (then the
     session), which would carry a secret to the browser's disk and into the
     next page. The page itself must not be cached."""
-    context = {**model_admin.admin_site.each_context(request), "title": title, "rows": rows,
-               "opts": model_admin.model._meta}
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": title,
+        "rows": rows,
+        "opts": model_admin.model._meta,
+    }
     response = TemplateResponse(request, "admin/reviewqueue/agent/secrets_shown.html", context)
     add_never_cache_headers(response)
     return response
@@ -109,8 +113,21 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 _MASKED_JSON = ("payload", "approved_payload", "context", "risk_reasons")
 _MASKED_TEXT = ("summary", "rationale", "decision_note", "review_note", "outcome_detail")
 # Filters a URL may carry: a lookup on any other field (?payload__icontains=…) would probe masked data.
-_FILTERABLE = frozenset({"id", "agent", "action_type", "tool", "status", "tier", "review_state", "created_at",
-                         "conversation_id", "four_eyes", "risk_score"})
+_FILTERABLE = frozenset(
+    {
+        "id",
+        "agent",
+        "action_type",
+        "tool",
+        "status",
+        "tier",
+        "review_state",
+        "created_at",
+        "conversation_id",
+        "four_eyes",
+        "risk_score",
+    }
+)
 
 
 def _payload_of(obj):
@@ -161,8 +178,16 @@ class ActionAdmin(ReadOnlyAdmin):
     """Actions with personal data masked as on the dashboard (payloads, edits, summary, rationale, context,
     notes). Users who may reveal get a button that shows them in the clear, audited like the dashboard's."""
 
-    list_display = ("created_at", "agent", "action_type", "masked_summary", "tier", "status", "review_state",
-                    "risk_score")
+    list_display = (
+        "created_at",
+        "agent",
+        "action_type",
+        "masked_summary",
+        "tier",
+        "status",
+        "review_state",
+        "risk_score",
+    )
     list_filter = ("status", "tier", "review_state")
     list_select_related = ("agent",)
     date_hierarchy = "created_at"
@@ -184,8 +209,14 @@ class ActionAdmin(ReadOnlyAdmin):
         masked = {*_MASKED_JSON, *_MASKED_TEXT}
         # The hash of a payload would let anyone test guesses of its masked values offline.
         hidden = set() if roles.may_reveal(request.user) else {"approved_payload_sha256"}
-        return [*(f"masked_{f.name}" if f.name in masked else f.name
-                  for f in Action._meta.concrete_fields if f.name not in hidden), "masked_decisions"]
+        return [
+            *(
+                f"masked_{f.name}" if f.name in masked else f.name
+                for f in Action._meta.concrete_fields
+                if f.name not in hidden
+            ),
+            "masked_decisions",
+        ]
 
     def get_readonly_fields(self, request, obj=None):
         return self.get_fields(request, obj)
@@ -197,24 +228,34 @@ class ActionAdmin(ReadOnlyAdmin):
     @admin.display(description="decisions")
     def masked_decisions(self, action):
         rows = [
-            (d.created_at.strftime("%Y-%m-%d %H:%M:%S"), d.get_kind_display(), d.user.get_username(),
-             privacy.text_mask(d.note, like=action.payload),
-             "" if d.edited_payload is None else json.dumps(
-                 privacy.payload_mask(d.edited_payload, like=action.payload).value, indent=2, ensure_ascii=False))
+            (
+                d.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                d.get_kind_display(),
+                d.user.get_username(),
+                privacy.text_mask(d.note, like=action.payload),
+                ""
+                if d.edited_payload is None
+                else json.dumps(
+                    privacy.payload_mask(d.edited_payload, like=action.payload).value, indent=2, ensure_ascii=False
+                ),
+            )
             for d in action.decisions.select_related("user").order_by("created_at")
         ]
         if not rows:
             return "-"
-        return format_html("<table>{}</table>", format_html_join(
-            "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><pre>{}</pre></td></tr>", rows))
+        return format_html(
+            "<table>{}</table>",
+            format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><pre>{}</pre></td></tr>", rows),
+        )
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = {**(extra_context or {}), "may_reveal": roles.may_reveal(request.user)}
         return super().change_view(request, object_id, form_url, extra_context)
 
     def get_urls(self):
-        reveal = path("<path:object_id>/reveal/", self.admin_site.admin_view(self.reveal_view),
-                      name="reviewqueue_action_reveal")
+        reveal = path(
+            "<path:object_id>/reveal/", self.admin_site.admin_view(self.reveal_view), name="reviewqueue_action_reveal"
+        )
         return [reveal, *super().get_urls()]
 
     def reveal_view(self, request, object_id):
@@ -232,14 +273,25 @@ class ActionAdmin(ReadOnlyAdmin):
         def shown(value):
             return "-" if value is None else json.dumps(value, indent=2, ensure_ascii=False)
 
-        return TemplateResponse(request, "admin/reviewqueue/action/reveal.html", {
-            **self.admin_site.each_context(request), "opts": self.opts, "original": action,
-            "title": f"Personal data of {action}", "revealed": revealed,
-            "fields": [("summary", revealed.summary), ("rationale", revealed.rationale or "-"),
-                       ("payload", shown(revealed.payload)), ("approved payload", shown(revealed.approved_payload)),
-                       ("context", shown(revealed.context))],
-            "edits": [(d, shown(p)) for d, p in revealed.edited_payloads],
-        })
+        return TemplateResponse(
+            request,
+            "admin/reviewqueue/action/reveal.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "original": action,
+                "title": f"Personal data of {action}",
+                "revealed": revealed,
+                "fields": [
+                    ("summary", revealed.summary),
+                    ("rationale", revealed.rationale or "-"),
+                    ("payload", shown(revealed.payload)),
+                    ("approved payload", shown(revealed.approved_payload)),
+                    ("context", shown(revealed.context)),
+                ],
+                "edits": [(d, shown(p)) for d, p in revealed.edited_payloads],
+            },
+        )
 
 
 @admin.register(AuditEvent)

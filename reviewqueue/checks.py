@@ -25,20 +25,33 @@ def database_role_check(app_configs=None, databases=None, **kwargs) -> list[chec
                 cursor.execute(_ROLE_SQL, [AuditEvent._meta.db_table])
                 row = cursor.fetchone()
         except DatabaseError as exc:
-            found.append(checks.Warning(f"could not check the database role of {alias!r}: {exc}",
-                                        id="reviewqueue.W102"))
+            found.append(
+                checks.Warning(f"could not check the database role of {alias!r}: {exc}", id="reviewqueue.W102")
+            )
             continue
         if row is None:
             continue  # not migrated yet
         role, superuser, owns, owner = row
-        hint = ("Run the service as a role that neither owns the tables nor is a superuser, and migrate as the "
-                "owner: README.md, \"The database role\".")
+        hint = (
+            "Run the service as a role that neither owns the tables nor is a superuser, and migrate as the "
+            'owner: README.md, "The database role".'
+        )
         if superuser:
-            found.append(checks.Warning(
-                f"The service connects to PostgreSQL ({alias!r}) as {role}, a superuser: it can switch off the "
-                "audit trail's trigger and rewrite the trail.", hint=hint, id="reviewqueue.W100"))
+            found.append(
+                checks.Warning(
+                    f"The service connects to PostgreSQL ({alias!r}) as {role}, a superuser: it can switch off the "
+                    "audit trail's trigger and rewrite the trail.",
+                    hint=hint,
+                    id="reviewqueue.W100",
+                )
+            )
         elif owns:
-            found.append(checks.Warning(
-                f"The service connects to PostgreSQL ({alias!r}) as {role}, which owns its tables (as {owner}): it "
-                "can empty, drop or unguard the audit trail.", hint=hint, id="reviewqueue.W101"))
+            found.append(
+                checks.Warning(
+                    f"The service connects to PostgreSQL ({alias!r}) as {role}, which owns its tables (as {owner}): it "
+                    "can empty, drop or unguard the audit trail.",
+                    hint=hint,
+                    id="reviewqueue.W101",
+                )
+            )
     return found

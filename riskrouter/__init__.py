@@ -36,7 +36,10 @@ def current_router() -> Router:
 
 
 def route(
-    action: ActionInput, *, router: Router | None = None, model: RiskModel | None = _CURRENT,
+    action: ActionInput,
+    *,
+    router: Router | None = None,
+    model: RiskModel | None = _CURRENT,
     policy: Policy | None = None,
 ) -> Route:
     """Route one action with the live router, or with an explicit one (replays, what-ifs).

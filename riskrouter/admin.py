@@ -27,8 +27,18 @@ class RiskModelVersionAdmin(admin.ModelAdmin):
     list_display = ("version", "state", "gate_passed", "rows", "high_recall", "automation", "created_at", "promoted_at")
     list_filter = ("state", "gate_passed")
     exclude = ("artifact",)
-    readonly_fields = ("version", "state", "gate_passed", "gate_failures", "metrics", "training", "created_at",
-                       "promoted_at", "retired_at", "note")
+    readonly_fields = (
+        "version",
+        "state",
+        "gate_passed",
+        "gate_failures",
+        "metrics",
+        "training",
+        "created_at",
+        "promoted_at",
+        "retired_at",
+        "note",
+    )
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer("artifact")

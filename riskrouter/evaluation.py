@@ -79,13 +79,19 @@ def route_rows(router: Router, rows: Sequence[GoldenRow]) -> list[Prediction]:
     out = []
     for row in rows:
         decided = router.route(row.action)
-        out.append(Prediction(row.id, row.domain, row.label, decided.tier, dict(decided.probabilities), decided.reasons))
+        out.append(
+            Prediction(row.id, row.domain, row.label, decided.tier, dict(decided.probabilities), decided.reasons)
+        )
     return out
 
 
 def _fit(
-    train_rows: Sequence[GoldenRow], extra: Sequence[LabeledAction], *, config: ModelConfig,
-    features: Mapping[str, dict], extra_features: Sequence[dict],
+    train_rows: Sequence[GoldenRow],
+    extra: Sequence[LabeledAction],
+    *,
+    config: ModelConfig,
+    features: Mapping[str, dict],
+    extra_features: Sequence[dict],
 ):
     examples = [r.labeled() for r in train_rows] + list(extra)
     rows = [features[r.id] for r in train_rows] + list(extra_features)
@@ -93,8 +99,12 @@ def _fit(
 
 
 def cross_validate(
-    rows: Sequence[GoldenRow], *, policy: Policy, config: ModelConfig = DEFAULT_CONFIG,
-    extra: Sequence[LabeledAction] = (), folds: int = CV_FOLDS,
+    rows: Sequence[GoldenRow],
+    *,
+    policy: Policy,
+    config: ModelConfig = DEFAULT_CONFIG,
+    extra: Sequence[LabeledAction] = (),
+    folds: int = CV_FOLDS,
 ) -> list[Prediction]:
     """Each golden row routed by a model that did not see it."""
     features = {r.id: features_for(r.action, company_domains=config.company_domains) for r in rows}
@@ -103,14 +113,19 @@ def cross_validate(
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=config.seed)
     predictions: dict[str, Prediction] = {}
     for train_index, test_index in splitter.split(np.zeros(len(rows)), labels):
-        model = _fit([rows[i] for i in train_index], extra, config=config, features=features, extra_features=extra_features)
+        model = _fit(
+            [rows[i] for i in train_index], extra, config=config, features=features, extra_features=extra_features
+        )
         for p in route_rows(Router(policy=policy, model=model), [rows[i] for i in test_index]):
             predictions[p.id] = p
     return [predictions[r.id] for r in rows]
 
 
 def leave_one_domain_out(
-    rows: Sequence[GoldenRow], *, policy: Policy, config: ModelConfig = DEFAULT_CONFIG,
+    rows: Sequence[GoldenRow],
+    *,
+    policy: Policy,
+    config: ModelConfig = DEFAULT_CONFIG,
     extra: Sequence[LabeledAction] = (),
 ) -> dict[str, list[Prediction]]:
     """Per domain: its rows routed by a model trained on every other domain."""
@@ -142,8 +157,12 @@ def summarize(predictions: Sequence[Prediction]) -> dict:
     for label in LABELS:
         tier = LABEL_TIER[label].value
         hit = confusion[label][tier]
-        per_tier[tier] = {"label": label, "precision": _ratio(hit, by_tier[tier]), "recall": _ratio(hit, by_label[label]),
-                          "support": by_label[label]}
+        per_tier[tier] = {
+            "label": label,
+            "precision": _ratio(hit, by_tier[tier]),
+            "recall": _ratio(hit, by_label[label]),
+            "support": by_label[label],
+        }
     correct = sum(confusion[label][LABEL_TIER[label].value] for label in LABELS)
     under = sum(confusion[label][t.value] for label in LABELS for t in TIERS if t.rank < LABEL_TIER[label].rank)
     figures = {
@@ -171,8 +190,13 @@ def summarize(predictions: Sequence[Prediction]) -> dict:
 
 
 def evaluate(
-    rows: Sequence[GoldenRow], *, policy: Policy, config: ModelConfig = DEFAULT_CONFIG,
-    extra: Sequence[LabeledAction] = (), folds: int = CV_FOLDS, lodo: bool = True,
+    rows: Sequence[GoldenRow],
+    *,
+    policy: Policy,
+    config: ModelConfig = DEFAULT_CONFIG,
+    extra: Sequence[LabeledAction] = (),
+    folds: int = CV_FOLDS,
+    lodo: bool = True,
 ) -> Evaluation:
     cv_predictions = cross_validate(rows, policy=policy, config=config, extra=extra, folds=folds)
     lodo_domains: dict[str, dict] = {}
@@ -182,7 +206,9 @@ def evaluate(
             lodo_domains[domain] = summarize(predictions)
             pooled.extend(predictions)
     return Evaluation(
-        cv=summarize(cv_predictions), lodo=summarize(pooled) if pooled else {}, lodo_domains=lodo_domains,
+        cv=summarize(cv_predictions),
+        lodo=summarize(pooled) if pooled else {},
+        lodo_domains=lodo_domains,
         predictions=cv_predictions,
     )
 
@@ -234,20 +260,26 @@ def format_figures(title: str, m: Mapping) -> list[str]:
     lines.append("           " + "".join(f"{t.value:>14}" for t in TIERS))
     for label in LABELS:
         lines.append(f"  {label:<8} " + "".join(f"{m['confusion'][label][t.value]:>14}" for t in TIERS))
-    lines.append(f"  high-risk miss rate (high → auto): {_pct(m['high_miss_rate'])} ({m['high_to_auto']} of {m['by_label']['high']})")
+    lines.append(
+        f"  high-risk miss rate (high → auto): {_pct(m['high_miss_rate'])} ({m['high_to_auto']} of {m['by_label']['high']})"
+    )
     lines.append(f"  high-risk recall into blocking:    {_pct(m['high_recall_blocking'])}")
     lines.append(f"  automation rate (low → auto):      {_pct(m['automation_rate'])}")
     lines.append(f"  accuracy (tier = label's tier):    {_pct(m['accuracy'])}; under-tiered rows: {m['under_tiered']}")
     lines.append(f"  share of all actions blocking:     {_pct(m['blocking_share'])}")
     if "brier" in m:
-        lines.append(f"  calibration: Brier {m['brier']:.4f} (0 best, 2 worst), ECE {m['ece']:.4f} (10 bins); "
-                     f"model argmax accuracy {_pct(m['model_accuracy'])}")
+        lines.append(
+            f"  calibration: Brier {m['brier']:.4f} (0 best, 2 worst), ECE {m['ece']:.4f} (10 bins); "
+            f"model argmax accuracy {_pct(m['model_accuracy'])}"
+        )
     return lines
 
 
 def format_report(evaluation: Evaluation, *, heading: str = "") -> str:
     lines = [heading] if heading else []
-    lines += format_figures(f"Stratified {CV_FOLDS}-fold cross-validation, whole router (policy + model)", evaluation.cv)
+    lines += format_figures(
+        f"Stratified {CV_FOLDS}-fold cross-validation, whole router (policy + model)", evaluation.cv
+    )
     lines.append("")
     lines += format_figures("Leave-one-domain-out, pooled", evaluation.lodo)
     if evaluation.lodo_domains:
@@ -262,10 +294,12 @@ def format_report(evaluation: Evaluation, *, heading: str = "") -> str:
 
 
 def format_gate(failures: Sequence[str], *, baseline_version: str | None) -> str:
-    rules = (f"Gate: high→auto must be 0, high recall into blocking ≥ {FLOORS['high_recall_blocking']}, "
-             f"automation ≥ {FLOORS['automation_rate']}; regression tolerances vs "
-             f"{baseline_version or 'no active model'}: "
-             + ", ".join(f"{k} {'-' if b == 'higher' else '+'}{t}" for k, (b, t) in TOLERANCES.items()))
+    rules = (
+        f"Gate: high→auto must be 0, high recall into blocking ≥ {FLOORS['high_recall_blocking']}, "
+        f"automation ≥ {FLOORS['automation_rate']}; regression tolerances vs "
+        f"{baseline_version or 'no active model'}: "
+        + ", ".join(f"{k} {'-' if b == 'higher' else '+'}{t}" for k, (b, t) in TOLERANCES.items())
+    )
     if not failures:
         return rules + "\nGate: PASS"
     return rules + "\nGate: FAIL\n" + "\n".join(f"  - {f}" for f in failures)

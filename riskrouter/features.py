@@ -56,16 +56,22 @@ _RECIPIENT_KEYS = frozenset(
     "share_with shared_with users user phone phone_number phone_numbers number numbers audience grantee "
     "grantees collaborators address addresses destination forward_to reply_to participants".split()
 )
-_RECIPIENT_COUNT_WORDS = frozenset("recipients recipient audience subscribers contacts members attendees items employees users".split())
+_RECIPIENT_COUNT_WORDS = frozenset(
+    "recipients recipient audience subscribers contacts members attendees items employees users".split()
+)
 _ROW_WORDS = frozenset("rows row records record affected items objects files documents entries messages count".split())
 _COUNT_WORDS = frozenset("count counts num".split())
 _ID_WORDS = frozenset("id ids uuid guid sid psid".split())
 # Payload fields whose text would be executed.
-_COMMAND_KEYS = frozenset("command commands cmd cmds script scripts sql statement statements shell argv args bash".split())
+_COMMAND_KEYS = frozenset(
+    "command commands cmd cmds script scripts sql statement statements shell argv args bash".split()
+)
 # Keys that hold something executable only for a tool that executes, or when
 # the value reads like SQL (a Gmail "query" is a search, not a statement).
 _MAYBE_COMMAND_KEYS = frozenset("query queries q code expression input text body content".split())
-_SQL_START = re.compile(r"^\s*(?:select|with|insert|update|delete|drop|truncate|alter|create|merge|explain|grant|revoke)\b", re.I)
+_SQL_START = re.compile(
+    r"^\s*(?:select|with|insert|update|delete|drop|truncate|alter|create|merge|explain|grant|revoke)\b", re.I
+)
 
 # Word → its families: featurize looks up each word once instead of scanning every family.
 _FAMILIES_OF: dict[str, frozenset[str]] = {
@@ -148,7 +154,9 @@ def _text_amounts(text: str) -> list[float]:
     if not _DIGIT.search(text):  # most summaries name no sum; the money scan is the slow part
         return found
     for m in _MONEY_IN_TEXT.finditer(text):
-        whole, cents, scale = (m.group(1), m.group(2), m.group(3)) if m.group(1) else (m.group(4), m.group(5), m.group(6))
+        whole, cents, scale = (
+            (m.group(1), m.group(2), m.group(3)) if m.group(1) else (m.group(4), m.group(5), m.group(6))
+        )
         value = float(whole.replace(",", "")) + (float(f"0.{cents}") if cents else 0.0)
         value *= {"k": 1e3, "m": 1e6}.get((scale or "").lower(), 1.0)
         found.append(value)
@@ -184,9 +192,13 @@ def analyze(action: ActionInput, *, company_domains: Iterable[str] = ("acme.exam
         key_words.extend(leaf_words)
         if _ID_WORDS.intersection(leaf_words):
             continue  # an identifier is neither text, nor a number, nor a recipient
-        if isinstance(value, str) and value and (
-            set(leaf_words) & _COMMAND_KEYS
-            or (set(leaf_words) & _MAYBE_COMMAND_KEYS and ((executes and not searching) or _SQL_START.match(value)))
+        if (
+            isinstance(value, str)
+            and value
+            and (
+                set(leaf_words) & _COMMAND_KEYS
+                or (set(leaf_words) & _MAYBE_COMMAND_KEYS and ((executes and not searching) or _SQL_START.match(value)))
+            )
         ):
             # argv lists arrive as one leaf per item under the same path: rejoin them.
             command_parts.setdefault(path, []).append(value)
@@ -199,8 +211,11 @@ def analyze(action: ActionInput, *, company_domains: Iterable[str] = ("acme.exam
             texts.append(str(value))
             key_values.append((leaf, str(value)))
         if not read_only_type and (
-            leaf.lower() in _RECIPIENT_KEYS or any(w in ("recipient", "recipients", "to", "cc", "bcc") for w in leaf_words)
-            or (set(leaf_words) & {"url", "endpoint", "webhook", "callback", "destination"} and type_set & SENDING_VERBS)
+            leaf.lower() in _RECIPIENT_KEYS
+            or any(w in ("recipient", "recipients", "to", "cc", "bcc") for w in leaf_words)
+            or (
+                set(leaf_words) & {"url", "endpoint", "webhook", "callback", "destination"} and type_set & SENDING_VERBS
+            )
         ):
             recipients.append(str(value))
         words = _path_words(path)
@@ -235,11 +250,14 @@ def analyze(action: ActionInput, *, company_domains: Iterable[str] = ("acme.exam
             if any(w in ("count", "days", "rate", "percent", "pct", "qty", "quantity") for w in leaf_words):
                 continue
             minor = any(w in _MINOR_UNIT_WORDS for w in words) or (
-                not written and number.is_integer()
+                not written
+                and number.is_integer()
                 and (minor_tool or any(abs(t * 100 - number) < 0.5 for t in text_amounts))
                 and not any(abs(t - number) < 0.5 for t in text_amounts)
             )
-            amounts.append(Amount(path=".".join(words), value=number / 100 if minor else number, raw=number, minor_units=minor))
+            amounts.append(
+                Amount(path=".".join(words), value=number / 100 if minor else number, raw=number, minor_units=minor)
+            )
             moved += not described
         elif any(w in _RECIPIENT_COUNT_WORDS for w in leaf_words) and (
             len(leaf_words) == 1 or any(w in _COUNT_WORDS or w == "total" for w in leaf_words)
@@ -248,15 +266,17 @@ def analyze(action: ActionInput, *, company_domains: Iterable[str] = ("acme.exam
         elif any(w in _ROW_WORDS or w in _COUNT_WORDS for w in leaf_words) and "limit" not in leaf_words:
             row_count = max(row_count, int(number))
     indicators = detect(
-        text=text, recipients=recipients, type_words=type_words, key_values=key_values,
-        company_domains=company_domains, commands=commands,
+        text=text,
+        recipients=recipients,
+        type_words=type_words,
+        key_values=key_values,
+        company_domains=company_domains,
+        commands=commands,
     )
     listed = sum(len(_split_recipients(r)) for r in recipients)
     money_words = money.moves_money(type_words)
     # A name that only reads ("payments.refund.status", "payouts.list") moves nothing.
-    moves_money = money_words if money_words and (
-        not type_set & MONEY_READING_VERBS or type_set & DOING_VERBS
-    ) else ()
+    moves_money = money_words if money_words and (not type_set & MONEY_READING_VERBS or type_set & DOING_VERBS) else ()
     if moves_money and not moved and not unread:
         unread.append("no amount in the payload")
     recipient_count = max(recipient_count, listed)
@@ -285,8 +305,18 @@ def _unread_amount(leaf_words: list[str], value: Any, number: float | None) -> l
     keys = set(leaf_words)
     if keys & money.NOT_AMOUNT_WORDS:
         return []
-    if keys & money.WHOLE_WORDS and keys & (_AMOUNT_WORDS | MONEY_WORDS) and value not in (
-        False, None, "", 0, "false", "no",
+    if (
+        keys & money.WHOLE_WORDS
+        and keys & (_AMOUNT_WORDS | MONEY_WORDS)
+        and value
+        not in (
+            False,
+            None,
+            "",
+            0,
+            "false",
+            "no",
+        )
     ):
         return ["asks for the full amount"]  # full_refund: true, refund_all, amount: "max"...
     if number is not None:

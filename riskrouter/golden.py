@@ -50,8 +50,11 @@ def load_golden(directory: Path = GOLDEN_DIR) -> list[GoldenRow]:
             try:
                 data = json.loads(line)
                 row = GoldenRow(
-                    id=str(data["id"]), domain=str(data.get("domain") or path.stem), label=str(data["label"]),
-                    why=str(data.get("why", "")), action=action_from_json(data["action"]),
+                    id=str(data["id"]),
+                    domain=str(data.get("domain") or path.stem),
+                    label=str(data["label"]),
+                    why=str(data.get("why", "")),
+                    action=action_from_json(data["action"]),
                 )
             except (KeyError, TypeError, ValueError) as exc:
                 raise ValueError(f"{path.name}:{number}: {exc}") from exc

@@ -50,7 +50,10 @@ _DESTRUCTIVE_BY_TRIGGER: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         (":()", r":\(\)\s*\{"),
         ("chmod", r"\bchmod\s+(?:-R\s+)?0?777\b"),
         ("chown", r"\bchown\s+-R\b"),
-        ("git", r"\bgit\s+push\s+(?:\S+\s+)*(?:--force\b|-f\b)|\bgit\s+reset\s+--hard\b|\bgit\s+clean\s+-[a-z]*f|\bgit\s+branch\s+-D\b"),
+        (
+            "git",
+            r"\bgit\s+push\s+(?:\S+\s+)*(?:--force\b|-f\b)|\bgit\s+reset\s+--hard\b|\bgit\s+clean\s+-[a-z]*f|\bgit\s+branch\s+-D\b",
+        ),
         ("drop", r"\bdrop\s+(?:table|database|schema|index|collection|keyspace)\b|\bdropdatabase\b"),
         ("truncate", r"\btruncate\s+(?:table\s+)?\w"),
         # Literals are blanked before these run: "no WHERE before the end" is reliable.
@@ -90,7 +93,9 @@ _EXTERNAL_SHARE = re.compile(
     r"|\ballAuthenticatedUsers\b)|\b(?:anyone\s+with\s+the\s+link|public(?:ly)?\s+(?:link|shared|accessible|visible)"
     r"|make\s+(?:it\s+)?public|visibility\W{1,4}public|share\W{1,4}(?:anyone|public|everyone))\b"
 )
-_DRY_RUN = re.compile(r"(?i)(?:--dry-run|--dryrun|\bgit\s+clean\s+-[a-z]*n|\bmake\s+-n\b|\brsync\s+-[a-z]*n[a-z]*\b|\bdry[ _-]?run\b|--check\b|\bterraform\s+plan\b|--what-if\b|\bexplain\s+(?!analy[sz]e)(?:select|delete|update|insert)\b)")
+_DRY_RUN = re.compile(
+    r"(?i)(?:--dry-run|--dryrun|\bgit\s+clean\s+-[a-z]*n|\bmake\s+-n\b|\brsync\s+-[a-z]*n[a-z]*\b|\bdry[ _-]?run\b|--check\b|\bterraform\s+plan\b|--what-if\b|\bexplain\s+(?!analy[sz]e)(?:select|delete|update|insert)\b)"
+)
 _DRY_RUN_KEYS = frozenset("dry_run dryrun plan_only simulate preview_only check_mode validate_only what_if".split())
 _SENSITIVE = re.compile(
     r"(?i)\b(?:ssn|social\s+security|passport|date\s+of\s+birth|dob|diagnos\w*|medical|health\s+record"
@@ -102,16 +107,63 @@ _SENSITIVE = re.compile(
 # chance; a substring test is ~100 times cheaper than a failed IGNORECASE scan.
 _TRIGGERS: dict[str, tuple[str, ...]] = {
     "injection": (
-        "ignore", "disregard", "forget", "override", "bypass", "instruction", "system", "you are now", "tell",
-        "inform", "notify", "alert", "mention", "without", "you must", "<|", "[system", "begin", "jailbreak",
-        "assistant", "agent",
+        "ignore",
+        "disregard",
+        "forget",
+        "override",
+        "bypass",
+        "instruction",
+        "system",
+        "you are now",
+        "tell",
+        "inform",
+        "notify",
+        "alert",
+        "mention",
+        "without",
+        "you must",
+        "<|",
+        "[system",
+        "begin",
+        "jailbreak",
+        "assistant",
+        "agent",
     ),
-    "privilege": ("grant", "admin", "owner", "superuser", "sudo", "usermod", "roles/", "role", "permission", "access",
-                  "wheel", "editor", "maintainer", "root", "write"),
+    "privilege": (
+        "grant",
+        "admin",
+        "owner",
+        "superuser",
+        "sudo",
+        "usermod",
+        "roles/",
+        "role",
+        "permission",
+        "access",
+        "wheel",
+        "editor",
+        "maintainer",
+        "root",
+        "write",
+    ),
     "share": ("public", "anyone", "allusers", "allauthenticatedusers", "share"),
     "dry_run": ("dry", "--check", "plan", "what-if", "explain", "git clean", "make -n", "rsync"),
-    "sensitive": ("ssn", "social security", "passport", "birth", "dob", "diagnos", "medical", "health", "salar",
-                  "bank account", "routing number", "credit card", "home address", "tax id"),
+    "sensitive": (
+        "ssn",
+        "social security",
+        "passport",
+        "birth",
+        "dob",
+        "diagnos",
+        "medical",
+        "health",
+        "salar",
+        "bank account",
+        "routing number",
+        "credit card",
+        "home address",
+        "tax id",
+    ),
 }
 
 
@@ -148,28 +200,53 @@ class Indicators:
     def names(self) -> tuple[str, ...]:
         """The indicator names that fired, as policy rules and features refer to them."""
         fired = {
-            "email": self.emails, "external_recipient": self.external_recipients, "phone": self.phones,
-            "card_number": self.cards, "iban": self.ibans, "ssn": self.ssns, "secret": self.secrets,
-            "prompt_injection": self.injection, "destructive_command": self.destructive_commands,
-            "destructive_verb": self.destructive_verbs, "privilege_change": self.privilege,
+            "email": self.emails,
+            "external_recipient": self.external_recipients,
+            "phone": self.phones,
+            "card_number": self.cards,
+            "iban": self.ibans,
+            "ssn": self.ssns,
+            "secret": self.secrets,
+            "prompt_injection": self.injection,
+            "destructive_command": self.destructive_commands,
+            "destructive_verb": self.destructive_verbs,
+            "privilege_change": self.privilege,
             "access_change": self.access_change,
-            "public_share": self.public_share, "dry_run": self.dry_run, "read_only_commands": self.read_only_commands,
+            "public_share": self.public_share,
+            "dry_run": self.dry_run,
+            "read_only_commands": self.read_only_commands,
             "writing_commands": self.writing_commands,
             "sensitive_terms": self.sensitive_terms,
             "personal_data": self.personal_data,
-            "external_personal_data": (self.external_recipients or self.public_share) and (
-                self.personal_data or len(self.emails) > len(self.external_recipients)
-            ),
+            "external_personal_data": (self.external_recipients or self.public_share)
+            and (self.personal_data or len(self.emails) > len(self.external_recipients)),
         }
         return tuple(name for name, value in fired.items() if value)
 
 
 INDICATOR_NAMES = (
-    "email", "external_recipient", "phone", "card_number", "iban", "ssn", "secret", "prompt_injection",
-    "destructive_command", "destructive_verb", "privilege_change", "access_change", "public_share", "dry_run", "read_only_commands", "writing_commands",
-    "sensitive_terms", "personal_data", "external_personal_data",
+    "email",
+    "external_recipient",
+    "phone",
+    "card_number",
+    "iban",
+    "ssn",
+    "secret",
+    "prompt_injection",
+    "destructive_command",
+    "destructive_verb",
+    "privilege_change",
+    "access_change",
+    "public_share",
+    "dry_run",
+    "read_only_commands",
+    "writing_commands",
+    "sensitive_terms",
+    "personal_data",
+    "external_personal_data",
     "read_only",  # the action's name has only read verbs (features.analyze decides)
-    "moves_money", "amount_unread",  # features.analyze too: a money verb in the name; its amount not readable
+    "moves_money",
+    "amount_unread",  # features.analyze too: a money verb in the name; its amount not readable
 )
 
 
@@ -207,8 +284,14 @@ def is_external(domain: str, company_domains: Iterable[str]) -> bool:
 
 
 def detect(
-    *, text: str, recipients: Iterable[str], type_words: Iterable[str], key_values: Iterable[tuple[str, str]],
-    company_domains: Iterable[str], commands: Sequence[str] = (), default_region: str = "US",
+    *,
+    text: str,
+    recipients: Iterable[str],
+    type_words: Iterable[str],
+    key_values: Iterable[tuple[str, str]],
+    company_domains: Iterable[str],
+    commands: Sequence[str] = (),
+    default_region: str = "US",
 ) -> Indicators:
     """Indicators for one action.
 
@@ -268,10 +351,12 @@ def detect(
         ssns=tuple(dict.fromkeys(find_ssns(text))) if digits >= 9 else (),
         secrets=tuple(dict.fromkeys(secrets)),
         injection=tuple(dict.fromkeys(find_injection(text))),
-        destructive_commands=tuple(dict.fromkeys(
-            [hit for command in commands for hit in find_destructive_commands(strip_literals(command))]
-            + [f"SQL {h.upper()}" for command in commands for h in heads(command) if h in _SQL_DESTRUCTIVE]
-        )),
+        destructive_commands=tuple(
+            dict.fromkeys(
+                [hit for command in commands for hit in find_destructive_commands(strip_literals(command))]
+                + [f"SQL {h.upper()}" for command in commands for h in heads(command) if h in _SQL_DESTRUCTIVE]
+            )
+        ),
         read_only_commands=read_only,
         writing_commands=bool(commands) and not read_only,
         destructive_verbs=tuple(dict.fromkeys(w for w in type_words if w in DESTRUCTIVE_VERBS)),
@@ -280,5 +365,6 @@ def detect(
         public_share=_triggered("share", lowered) and bool(_EXTERNAL_SHARE.search(text)),
         dry_run=dry_run,
         sensitive_terms=tuple(dict.fromkeys(m.group().lower() for m in _SENSITIVE.finditer(text)))
-        if _triggered("sensitive", lowered) else (),
+        if _triggered("sensitive", lowered)
+        else (),
     )

@@ -81,19 +81,27 @@ class ModelOpinion:
 def features_for(action: ActionInput, *, company_domains: Sequence[str]) -> dict[str, float]:
     return featurize(
         analyze(action, company_domains=company_domains),
-        agent_is_new=action.agent_is_new, action_type_is_new=action.action_type_is_new,
+        agent_is_new=action.agent_is_new,
+        action_type_is_new=action.action_type_is_new,
     )
 
 
 def build_pipeline(config: ModelConfig) -> Pipeline:
     classifier = LogisticRegression(C=config.C, class_weight="balanced", max_iter=2000)
-    return Pipeline([
-        ("vectorize", DictVectorizer(sort=True)),
-        ("classify", CalibratedClassifierCV(
-            classifier, method="temperature", ensemble=False,
-            cv=StratifiedKFold(n_splits=config.calibration_folds, shuffle=True, random_state=config.seed),
-        )),
-    ])
+    return Pipeline(
+        [
+            ("vectorize", DictVectorizer(sort=True)),
+            (
+                "classify",
+                CalibratedClassifierCV(
+                    classifier,
+                    method="temperature",
+                    ensemble=False,
+                    cv=StratifiedKFold(n_splits=config.calibration_folds, shuffle=True, random_state=config.seed),
+                ),
+            ),
+        ]
+    )
 
 
 @dataclass
@@ -136,7 +144,10 @@ class RiskModel:
         self._intercept_row = tuple(float(b) for b in self._intercept)
 
     def __getstate__(self) -> dict:
-        return {k: getattr(self, k) for k in ("pipeline", "config", "version", "features_version", "sklearn_version", "training")}
+        return {
+            k: getattr(self, k)
+            for k in ("pipeline", "config", "version", "features_version", "sklearn_version", "training")
+        }
 
     def __setstate__(self, state: dict) -> None:
         for key, value in state.items():
@@ -195,7 +206,10 @@ class RiskModel:
             reasons.append(f"model unsure (top label {top_label} {top:.2f} < {c.uncertain_below:.2f}): one tier up")
             tier = tier.up()
         return ModelOpinion(
-            tier=tier, probabilities=dict(probabilities), reasons=tuple(reasons), uncertain=uncertain,
+            tier=tier,
+            probabilities=dict(probabilities),
+            reasons=tuple(reasons),
+            uncertain=uncertain,
             risk=min(1.0, p_high + p_medium / 2),
         )
 
@@ -210,10 +224,12 @@ class RiskModel:
         if weights is None or intercept is None:  # __post_init__ and __setstate__ always wire them
             raise RuntimeError("RiskModel used before its pipeline was wired")
         h = hashlib.sha256()
-        h.update(json.dumps(
-            {"config": asdict(self.config), "features": self.features_version, "classes": list(self._classes)},
-            sort_keys=True,
-        ).encode())
+        h.update(
+            json.dumps(
+                {"config": asdict(self.config), "features": self.features_version, "classes": list(self._classes)},
+                sort_keys=True,
+            ).encode()
+        )
         for name in sorted(self._vocabulary):
             h.update(name.encode())
             h.update(b"\0")
@@ -240,16 +256,32 @@ def _data_hash(examples: Sequence[LabeledAction]) -> str:
     h = hashlib.sha256()
     for ex in examples:
         a = ex.action
-        h.update(json.dumps(
-            [a.action_type, a.tool, a.summary, a.rationale, a.agent, a.payload, a.context,
-             a.agent_is_new, a.action_type_is_new, ex.label, ex.weight],
-            sort_keys=True, default=str,
-        ).encode())
+        h.update(
+            json.dumps(
+                [
+                    a.action_type,
+                    a.tool,
+                    a.summary,
+                    a.rationale,
+                    a.agent,
+                    a.payload,
+                    a.context,
+                    a.agent_is_new,
+                    a.action_type_is_new,
+                    ex.label,
+                    ex.weight,
+                ],
+                sort_keys=True,
+                default=str,
+            ).encode()
+        )
     return h.hexdigest()
 
 
 def train(
-    examples: Sequence[LabeledAction], *, config: ModelConfig = DEFAULT_CONFIG,
+    examples: Sequence[LabeledAction],
+    *,
+    config: ModelConfig = DEFAULT_CONFIG,
     features: Sequence[Mapping[str, float]] | None = None,
 ) -> RiskModel:
     """Fit a model on labelled actions; deterministic for the same examples and config.
@@ -263,9 +295,11 @@ def train(
         raise ValueError(f"unknown labels {sorted(unknown)}: use {', '.join(LABELS)}")
     if len(set(labels)) < len(LABELS):
         raise ValueError("training needs examples of every label (low, medium, high)")
-    rows = list(features) if features is not None else [
-        features_for(ex.action, company_domains=config.company_domains) for ex in examples
-    ]
+    rows = (
+        list(features)
+        if features is not None
+        else [features_for(ex.action, company_domains=config.company_domains) for ex in examples]
+    )
     weights = np.array([ex.weight for ex in examples], dtype=float)
     pipeline = build_pipeline(config)
     # One BLAS thread: on two cores a threaded BLAS fights the web workers and
@@ -273,9 +307,11 @@ def train(
     with threadpool_limits(limits=1):
         pipeline.fit(rows, labels, classify__sample_weight=weights)
     model = RiskModel(
-        pipeline=pipeline, config=config,
+        pipeline=pipeline,
+        config=config,
         training={
-            "rows": len(examples), "data_sha256": _data_hash(examples),
+            "rows": len(examples),
+            "data_sha256": _data_hash(examples),
             "by_label": {label: labels.count(label) for label in LABELS},
             "sources": sorted({ex.source.split(":", 1)[0] for ex in examples if ex.source}),
         },
@@ -305,6 +341,15 @@ def brier_score(probabilities: np.ndarray, truth: np.ndarray) -> float:
 
 
 __all__ = [
-    "DEFAULT_CONFIG", "LABELS", "LABEL_TIER", "ModelConfig", "ModelOpinion", "RiskModel", "brier_score", "build_pipeline",
-    "expected_calibration_error", "features_for", "train",
+    "DEFAULT_CONFIG",
+    "LABELS",
+    "LABEL_TIER",
+    "ModelConfig",
+    "ModelOpinion",
+    "RiskModel",
+    "brier_score",
+    "build_pipeline",
+    "expected_calibration_error",
+    "features_for",
+    "train",
 ]

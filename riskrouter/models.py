@@ -55,15 +55,20 @@ class PolicyRule(models.Model):
     TIER_CHOICES = [(t.value, t.value) for t in Tier] + [(UP, "one tier up")]
 
     # Static help texts: a migration shouldn't change whenever a default does.
-    name = models.SlugField(max_length=64, unique=True, help_text=(
-        "A default rule's name overrides that default (`manage.py risk_policy` lists them)."
-    ))
+    name = models.SlugField(
+        max_length=64,
+        unique=True,
+        help_text=("A default rule's name overrides that default (`manage.py risk_policy` lists them)."),
+    )
     kind = models.CharField(max_length=16, choices=Kind.choices)
-    match = models.CharField(max_length=200, help_text=(
-        "pattern: glob over the action type or tool (e.g. *delete*backup*); threshold: amount, recipients, rows "
-        "or a payload key glob; indicator: an indicator name (`manage.py risk_policy` lists them); "
-        "first sighting: agent or action_type"
-    ))
+    match = models.CharField(
+        max_length=200,
+        help_text=(
+            "pattern: glob over the action type or tool (e.g. *delete*backup*); threshold: amount, recipients, rows "
+            "or a payload key glob; indicator: an indicator name (`manage.py risk_policy` lists them); "
+            "first sighting: agent or action_type"
+        ),
+    )
     tier = models.CharField(max_length=16, choices=TIER_CHOICES, default=Tier.BLOCKING.value)
     op = models.CharField(max_length=2, choices=[(k, k) for k in OPS], default=">=", blank=True)
     value = models.FloatField(null=True, blank=True)
@@ -86,6 +91,14 @@ class PolicyRule(models.Model):
 
     def to_rule(self) -> Rule:
         return Rule(
-            name=self.name, kind=self.kind, match=self.match, tier=self.tier, op=self.op or ">=", value=self.value,
-            four_eyes=self.four_eyes, reason=self.reason, unless=self.unless, enabled=self.enabled,
+            name=self.name,
+            kind=self.kind,
+            match=self.match,
+            tier=self.tier,
+            op=self.op or ">=",
+            value=self.value,
+            four_eyes=self.four_eyes,
+            reason=self.reason,
+            unless=self.unless,
+            enabled=self.enabled,
         )

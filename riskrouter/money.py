@@ -43,10 +43,21 @@ _CURRENCY_WORDS = frozenset(
     "usd eur gbp jpy cad aud chf cny rmb inr nzd sek nok dkk pln czk huf brl mxn zar sgd hkd krw try ils aed sar "
     "btc eth usdc usdt dollar dollars euro euros pound pounds yen bucks quid sterling".split()
 )
-_SCALES = {"k": 1e3, "thousand": 1e3, "m": 1e6, "mm": 1e6, "mn": 1e6, "million": 1e6, "millions": 1e6,
-           "b": 1e9, "bn": 1e9, "billion": 1e9}
+_SCALES = {
+    "k": 1e3,
+    "thousand": 1e3,
+    "m": 1e6,
+    "mm": 1e6,
+    "mn": 1e6,
+    "million": 1e6,
+    "millions": 1e6,
+    "b": 1e9,
+    "bn": 1e9,
+    "billion": 1e9,
+}
 _UNITS = {
-    w: i for i, w in enumerate(
+    w: i
+    for i, w in enumerate(
         "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
         "seventeen eighteen nineteen".split()
     )
@@ -149,8 +160,11 @@ def _digits(token: str) -> tuple[float, bool] | None:
     whole, tail = token[:last], token[last + 1 :]
     if not tail.isdigit():
         return None
-    if len(tail) == 3 and whole != "0" and token.count(token[last]) == len(re.findall(r"\D", token)) and (
-        _GROUPED.fullmatch(token)
+    if (
+        len(tail) == 3
+        and whole != "0"
+        and token.count(token[last]) == len(re.findall(r"\D", token))
+        and (_GROUPED.fullmatch(token))
     ):
         return float(re.sub(r"\D", "", token)), False  # 5.000 / 1,200 / 1.000.000: thousands
     if whole and not (whole.isdigit() or _GROUPED.fullmatch(whole)):

@@ -15,7 +15,9 @@ import re
 
 import phonenumbers
 
-EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]{1,64}@([A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24})\b")
+EMAIL = re.compile(
+    r"(?<![\w.+-])[A-Za-z0-9._%+-]{1,64}@([A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24})\b"
+)
 _CARD_CANDIDATE = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
 _IBAN_CANDIDATE = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
 _PHONE_CANDIDATE = re.compile(r"(?<![\w+])(?:\+|00)?\(?\d[\d ().-]{6,18}\d(?![\w])")
@@ -30,7 +32,11 @@ _SECRETS: tuple[tuple[str, tuple[str, ...], re.Pattern[str]], ...] = (
     ("private key", ("private key",), re.compile(r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----")),
     ("Stripe secret key", ("sk_", "rk_"), re.compile(r"\b(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{10,}\b")),
     ("API token", ("sk-",), re.compile(r"\bsk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}\b")),
-    ("GitHub token", ("gh", "github_pat_"), re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})\b")),
+    (
+        "GitHub token",
+        ("gh", "github_pat_"),
+        re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})\b"),
+    ),
     ("Slack token", ("xox",), re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}\b")),
     ("Google API key", ("aiza",), re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b")),
     ("JWT", ("eyj",), re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")),
@@ -56,10 +62,24 @@ value is personal whatever it looks like, so masking hides all of it. The name m
 of the key (`_`, `-` or `.` around it): `zipper` and `tokenizer` are not personal."""
 
 KEY_KINDS: tuple[tuple[str, str], ...] = (
-    ("mail", "email"), ("phone", "phone"), ("mobile", "phone"), ("tel", "phone"), ("iban", "iban"),
-    ("card", "card"), ("account", "account"), ("ssn", "ssn"), ("social", "ssn"), ("pass", "secret"),
-    ("secret", "secret"), ("token", "secret"), ("api_key", "secret"), ("birth", "birth_date"),
-    ("dob", "birth_date"), ("address", "address"), ("street", "address"), ("zip", "address"),
+    ("mail", "email"),
+    ("phone", "phone"),
+    ("mobile", "phone"),
+    ("tel", "phone"),
+    ("iban", "iban"),
+    ("card", "card"),
+    ("account", "account"),
+    ("ssn", "ssn"),
+    ("social", "ssn"),
+    ("pass", "secret"),
+    ("secret", "secret"),
+    ("token", "secret"),
+    ("api_key", "secret"),
+    ("birth", "birth_date"),
+    ("dob", "birth_date"),
+    ("address", "address"),
+    ("street", "address"),
+    ("zip", "address"),
     ("postcode", "address"),
 )
 """(substring of a lowercase key, kind): the kind a value under a PERSONAL_KEY is masked as, the
@@ -87,12 +107,59 @@ def luhn_ok(digits: str) -> bool:
 
 
 _IBAN_LENGTHS = {
-    "AD": 24, "AE": 23, "AT": 20, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29, "CH": 21, "CY": 28,
-    "CZ": 24, "DE": 22, "DK": 18, "EE": 20, "EG": 29, "ES": 24, "FI": 18, "FO": 18, "FR": 27, "GB": 22,
-    "GI": 23, "GL": 18, "GR": 27, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IS": 26, "IT": 27, "JO": 30,
-    "KW": 30, "KZ": 20, "LB": 28, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "MC": 27, "MT": 31, "NL": 18,
-    "NO": 15, "PL": 28, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "SA": 24, "SE": 24, "SI": 19, "SK": 24,
-    "SM": 27, "TR": 26, "UA": 29,
+    "AD": 24,
+    "AE": 23,
+    "AT": 20,
+    "BA": 20,
+    "BE": 16,
+    "BG": 22,
+    "BH": 22,
+    "BR": 29,
+    "CH": 21,
+    "CY": 28,
+    "CZ": 24,
+    "DE": 22,
+    "DK": 18,
+    "EE": 20,
+    "EG": 29,
+    "ES": 24,
+    "FI": 18,
+    "FO": 18,
+    "FR": 27,
+    "GB": 22,
+    "GI": 23,
+    "GL": 18,
+    "GR": 27,
+    "HR": 21,
+    "HU": 28,
+    "IE": 22,
+    "IL": 23,
+    "IS": 26,
+    "IT": 27,
+    "JO": 30,
+    "KW": 30,
+    "KZ": 20,
+    "LB": 28,
+    "LI": 21,
+    "LT": 20,
+    "LU": 20,
+    "LV": 21,
+    "MC": 27,
+    "MT": 31,
+    "NL": 18,
+    "NO": 15,
+    "PL": 28,
+    "PT": 25,
+    "QA": 29,
+    "RO": 24,
+    "RS": 22,
+    "SA": 24,
+    "SE": 24,
+    "SI": 19,
+    "SK": 24,
+    "SM": 27,
+    "TR": 26,
+    "UA": 29,
 }
 
 
@@ -155,7 +222,8 @@ def _valid_phone(raw: str, default_region: str) -> phonenumbers.PhoneNumber | No
 def find_secrets(text: str) -> list[str]:
     lowered = text.lower()
     return [
-        name for name, triggers, pattern in _SECRETS
+        name
+        for name, triggers, pattern in _SECRETS
         if any(map(lowered.__contains__, triggers)) and pattern.search(text)
     ]
 
@@ -212,4 +280,3 @@ def personal_spans(text: str, *, default_region: str = "US") -> list[tuple[str, 
                     start += separator.end()
                 add("secret", start, m.end())
     return sorted(found, key=lambda span: span[1])
-

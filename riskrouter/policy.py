@@ -23,7 +23,10 @@ from .types import ActionInput, Tier
 KINDS = ("pattern", "threshold", "indicator", "first_sighting")
 UP = "up"
 OPS: Mapping[str, tuple[Callable[[float, float], bool], str]] = {
-    ">=": (operator.ge, "≥"), ">": (operator.gt, ">"), "<=": (operator.le, "≤"), "<": (operator.lt, "<"),
+    ">=": (operator.ge, "≥"),
+    ">": (operator.gt, ">"),
+    "<=": (operator.le, "≤"),
+    "<": (operator.lt, "<"),
 }
 
 
@@ -101,14 +104,28 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     # Below the blocking threshold, real money still gets a person's look the
     # same day (for amounts `money-moves` below doesn't hold already, or when
     # ops switch it off): the model alone never waves through more than small change.
-    Rule(name="amount-reviewed", kind="threshold", match="amount", value=100, tier=Tier.ASYNC_REVIEW.value,
-         unless="read_only", reason="reviewed the same day"),
-    Rule(name="amount-four-eyes", kind="threshold", match="amount", value=50_000, four_eyes=True,
-         reason="needs two approvers"),
+    Rule(
+        name="amount-reviewed",
+        kind="threshold",
+        match="amount",
+        value=100,
+        tier=Tier.ASYNC_REVIEW.value,
+        unless="read_only",
+        reason="reviewed the same day",
+    ),
+    Rule(
+        name="amount-four-eyes",
+        kind="threshold",
+        match="amount",
+        value=50_000,
+        four_eyes=True,
+        reason="needs two approvers",
+    ),
     # The thresholds above see only amounts they can read: money moved with the
     # amount left out (a full refund), unreadable or "all" waits for a person.
-    Rule(name="money-amount-unread", kind="indicator", match="amount_unread",
-         reason="moves money; amount not readable"),
+    Rule(
+        name="money-amount-unread", kind="indicator", match="amount_unread", reason="moves money; amount not readable"
+    ),
     # Money never moves on the model's word alone, however small the amount:
     # every money-moving name waits for a person (ops may switch this off in
     # the admin's policy rules). Names that only read money (`refund.status`,
@@ -117,29 +134,60 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     # vocabulary.READ_ONLY_VERBS, but an expense report is reimbursed).
     Rule(name="money-moves", kind="indicator", match="moves_money", reason="moves money"),
     Rule(name="bulk-recipients", kind="threshold", match="recipients", value=100),
-    Rule(name="bulk-rows", kind="threshold", match="rows", value=10_000, tier=Tier.ASYNC_REVIEW.value,
-         unless="read_only"),
+    Rule(
+        name="bulk-rows", kind="threshold", match="rows", value=10_000, tier=Tier.ASYNC_REVIEW.value, unless="read_only"
+    ),
     # Indicators.
-    Rule(name="prompt-injection", kind="indicator", match="prompt_injection",
-         reason="instructions aimed at the agent inside the action"),
+    Rule(
+        name="prompt-injection",
+        kind="indicator",
+        match="prompt_injection",
+        reason="instructions aimed at the agent inside the action",
+    ),
     Rule(name="secret", kind="indicator", match="secret", reason="credentials in the action"),
     Rule(name="card-number", kind="indicator", match="card_number", reason="a card number in the action"),
-    Rule(name="external-personal-data", kind="indicator", match="external_personal_data",
-         reason="personal data going outside the company's domains"),
+    Rule(
+        name="external-personal-data",
+        kind="indicator",
+        match="external_personal_data",
+        reason="personal data going outside the company's domains",
+    ),
     Rule(name="public-share", kind="indicator", match="public_share", reason="shared publicly"),
-    Rule(name="destructive-command", kind="indicator", match="destructive_command", unless="dry_run",
-         reason="a destructive command"),
-    Rule(name="writing-commands", kind="indicator", match="writing_commands", unless="dry_run",
-         tier=Tier.ASYNC_REVIEW.value, reason="runs commands or SQL that are not read-only"),
+    Rule(
+        name="destructive-command",
+        kind="indicator",
+        match="destructive_command",
+        unless="dry_run",
+        reason="a destructive command",
+    ),
+    Rule(
+        name="writing-commands",
+        kind="indicator",
+        match="writing_commands",
+        unless="dry_run",
+        tier=Tier.ASYNC_REVIEW.value,
+        reason="runs commands or SQL that are not read-only",
+    ),
     Rule(name="privilege-change", kind="indicator", match="privilege_change", reason="a privilege change"),
-    Rule(name="access-change", kind="indicator", match="access_change", tier=Tier.ASYNC_REVIEW.value,
-         reason="changes who may see or edit something"),
-    Rule(name="external-recipient", kind="indicator", match="external_recipient", tier=Tier.ASYNC_REVIEW.value,
-         reason="recipient outside the company's domains"),
+    Rule(
+        name="access-change",
+        kind="indicator",
+        match="access_change",
+        tier=Tier.ASYNC_REVIEW.value,
+        reason="changes who may see or edit something",
+    ),
+    Rule(
+        name="external-recipient",
+        kind="indicator",
+        match="external_recipient",
+        tier=Tier.ASYNC_REVIEW.value,
+        reason="recipient outside the company's domains",
+    ),
     # First sightings.
     Rule(name="new-agent", kind="first_sighting", match="agent", tier=UP, reason="first action from this agent"),
-    Rule(name="new-action-type", kind="first_sighting", match="action_type", tier=UP,
-         reason="first action of this type"),
+    Rule(
+        name="new-action-type", kind="first_sighting", match="action_type", tier=UP, reason="first action of this type"
+    ),
 )
 
 
@@ -167,13 +215,16 @@ def rule_problem(rule: Rule) -> str | None:
 def policy_version(rules: Iterable[Rule], company_domains: Iterable[str]) -> str:
     body = json.dumps(
         {"rules": [asdict(r) for r in rules if r.enabled], "domains": sorted(company_domains)},
-        sort_keys=True, separators=(",", ":"),
+        sort_keys=True,
+        separators=(",", ":"),
     )
     return "policy-" + hashlib.sha256(body.encode()).hexdigest()[:12]
 
 
 def build_policy(
-    *, overrides: Iterable[Rule] = (), company_domains: Iterable[str] = ("acme.example",),
+    *,
+    overrides: Iterable[Rule] = (),
+    company_domains: Iterable[str] = ("acme.example",),
     defaults: Iterable[Rule] = DEFAULT_RULES,
 ) -> Policy:
     """Defaults overlaid by name with `overrides` (which may disable them)."""
@@ -242,8 +293,12 @@ def _threshold(rule: Rule, analysis: Analysis) -> str | None:
         return f"{fmt_number(n)} rows {symbol} {limit}" if n and compare(n, rule.value) else None
     for path, value in analysis.leaves:
         leaf = path.rsplit(".", 1)[-1]
-        if (isinstance(value, (int, float)) and not isinstance(value, bool)
-                and fnmatch.fnmatch(leaf.lower(), rule.match.lower()) and compare(value, rule.value)):
+        if (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and fnmatch.fnmatch(leaf.lower(), rule.match.lower())
+            and compare(value, rule.value)
+        ):
             return f"{leaf} {fmt_number(value)} {symbol} {limit}"
     return None
 
@@ -251,11 +306,20 @@ def _threshold(rule: Rule, analysis: Analysis) -> str | None:
 def _indicator_evidence(name: str, analysis: Analysis) -> str:
     ind = analysis.indicators
     evidence = {
-        "external_recipient": ind.external_recipients, "secret": ind.secrets, "card_number": ind.cards,
-        "prompt_injection": ind.injection, "destructive_command": ind.destructive_commands,
-        "privilege_change": ind.privilege, "access_change": ind.access_change, "iban": ind.ibans, "phone": ind.phones, "ssn": ind.ssns,
-        "external_personal_data": ind.external_recipients, "destructive_verb": ind.destructive_verbs,
-        "moves_money": analysis.moves_money, "amount_unread": analysis.amount_unread,
+        "external_recipient": ind.external_recipients,
+        "secret": ind.secrets,
+        "card_number": ind.cards,
+        "prompt_injection": ind.injection,
+        "destructive_command": ind.destructive_commands,
+        "privilege_change": ind.privilege,
+        "access_change": ind.access_change,
+        "iban": ind.ibans,
+        "phone": ind.phones,
+        "ssn": ind.ssns,
+        "external_personal_data": ind.external_recipients,
+        "destructive_verb": ind.destructive_verbs,
+        "moves_money": analysis.moves_money,
+        "amount_unread": analysis.amount_unread,
     }.get(name, ())
     if not evidence:
         return ""
@@ -318,8 +382,11 @@ def evaluate(policy: Policy, *, action: ActionInput, analysis: Analysis) -> Poli
             tier = Tier.highest(tier, Tier(rule.tier))
             reasons.append(reason)
     return PolicyDecision(
-        tier=tier, reasons=tuple(dict.fromkeys(reasons)), bumps=tuple(dict.fromkeys(bumps)),
-        four_eyes=four_eyes, fired=tuple(fired),
+        tier=tier,
+        reasons=tuple(dict.fromkeys(reasons)),
+        bumps=tuple(dict.fromkeys(bumps)),
+        four_eyes=four_eyes,
+        fired=tuple(fired),
     )
 
 
@@ -330,6 +397,18 @@ def with_rules(policy: Policy, rules: Iterable[Rule]) -> Policy:
 
 
 __all__ = [
-    "DEFAULT_POLICY", "DEFAULT_RULES", "KINDS", "OPS", "UP", "Policy", "PolicyDecision", "Rule",
-    "build_policy", "evaluate", "fmt_number", "policy_version", "rule_problem", "with_rules",
+    "DEFAULT_POLICY",
+    "DEFAULT_RULES",
+    "KINDS",
+    "OPS",
+    "UP",
+    "Policy",
+    "PolicyDecision",
+    "Rule",
+    "build_policy",
+    "evaluate",
+    "fmt_number",
+    "policy_version",
+    "rule_problem",
+    "with_rules",
 ]

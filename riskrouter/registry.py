@@ -68,7 +68,11 @@ def load_model(version: str) -> RiskModel:
 
 
 def register_candidate(
-    *, model: RiskModel, metrics: Mapping, gate_failures: Sequence[str], note: str = "",
+    *,
+    model: RiskModel,
+    metrics: Mapping,
+    gate_failures: Sequence[str],
+    note: str = "",
 ):
     """Store a trained model as a candidate (or refresh the figures of the same version)."""
     from .models import RiskModelVersion
@@ -76,13 +80,19 @@ def register_candidate(
     row, created = RiskModelVersion.objects.get_or_create(
         version=model.version,
         defaults={
-            "artifact": model.to_bytes(), "metrics": dict(metrics), "gate_passed": not gate_failures,
-            "gate_failures": list(gate_failures), "training": dict(model.training), "note": note,
+            "artifact": model.to_bytes(),
+            "metrics": dict(metrics),
+            "gate_passed": not gate_failures,
+            "gate_failures": list(gate_failures),
+            "training": dict(model.training),
+            "note": note,
         },
     )
     if not created:
         RiskModelVersion.objects.filter(pk=row.pk).update(
-            metrics=dict(metrics), gate_passed=not gate_failures, gate_failures=list(gate_failures),
+            metrics=dict(metrics),
+            gate_passed=not gate_failures,
+            gate_failures=list(gate_failures),
         )
         row.refresh_from_db()
     return row
@@ -105,7 +115,8 @@ def promote(*, version: str, force: bool = False):
         if target.state == RiskModelVersion.State.ACTIVE:
             return target
         RiskModelVersion.objects.select_for_update().filter(state=RiskModelVersion.State.ACTIVE).update(
-            state=RiskModelVersion.State.RETIRED, retired_at=now,
+            state=RiskModelVersion.State.RETIRED,
+            retired_at=now,
         )
         RiskModelVersion.objects.filter(pk=target.pk).update(state=RiskModelVersion.State.ACTIVE, promoted_at=now)
     target.refresh_from_db()

@@ -39,7 +39,9 @@ class Router:
         probabilities: dict[str, float] = {}
         if self.model is not None:
             features = featurize(
-                analysis, agent_is_new=action.agent_is_new, action_type_is_new=action.action_type_is_new,
+                analysis,
+                agent_is_new=action.agent_is_new,
+                action_type_is_new=action.action_type_is_new,
             )
             opinion = self.model.opinion(self.model.predict_one(features))
             probabilities = dict(opinion.probabilities)

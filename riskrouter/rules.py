@@ -29,11 +29,16 @@ def route(action: ActionInput) -> Route:
     verbs = [w for w in words if w in READ_FAMILY]
     if verbs:
         return Route(
-            Tier.AUTO, 0.1, (f"action type '{action.action_type}' only reads ('{verbs[0]}')",),
-            POLICY_VERSION, POLICY_VERSION,
+            Tier.AUTO,
+            0.1,
+            (f"action type '{action.action_type}' only reads ('{verbs[0]}')",),
+            POLICY_VERSION,
+            POLICY_VERSION,
         )
     return Route(
-        Tier.ASYNC_REVIEW, 0.5,
+        Tier.ASYNC_REVIEW,
+        0.5,
         (f"action type '{action.action_type}' is not a known read; reviewed after the fact",),
-        POLICY_VERSION, POLICY_VERSION,
+        POLICY_VERSION,
+        POLICY_VERSION,
     )

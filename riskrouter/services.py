@@ -53,8 +53,13 @@ def _training_set(rows: Sequence[GoldenRow], extra: Sequence[LabeledAction]) -> 
 
 
 def risk_model_train(
-    *, promote: bool = True, if_missing: bool = False, config: ModelConfig | None = None,
-    rows: Sequence[GoldenRow] | None = None, extra: Sequence[LabeledAction] | None = None, lodo: bool = True,
+    *,
+    promote: bool = True,
+    if_missing: bool = False,
+    config: ModelConfig | None = None,
+    rows: Sequence[GoldenRow] | None = None,
+    extra: Sequence[LabeledAction] | None = None,
+    lodo: bool = True,
     folds: int = CV_FOLDS,
 ) -> TrainOutcome:
     """Evaluate the recipe by cross-validation, train on everything, register, promote if the gate passes.
@@ -73,13 +78,19 @@ def risk_model_train(
     examples = _training_set(rows, extra)
     model = train(examples, config=config)
     model.training = {
-        **model.training, "golden_rows": len(rows), "feedback_rows": len(extra),
-        "golden_ids": [r.id for r in rows], "config": asdict(config), "policy_version": policy.version,
+        **model.training,
+        "golden_rows": len(rows),
+        "feedback_rows": len(extra),
+        "golden_ids": [r.id for r in rows],
+        "config": asdict(config),
+        "policy_version": policy.version,
     }
     baseline = active.metrics if active is not None and active.version != model.version else None
     failures = gate(evaluation.metrics(), baseline=baseline)
     outcome = TrainOutcome(
-        model=model, evaluation=evaluation, failures=failures,
+        model=model,
+        evaluation=evaluation,
+        failures=failures,
         baseline_version=active.version if active is not None else None,
     )
     registry.register_candidate(model=model, metrics=evaluation.metrics(), gate_failures=failures)
@@ -93,8 +104,10 @@ def risk_model_train(
     elif failures:
         outcome.messages.append(f"Not promoted: {model.version} stays a candidate because the gate failed.")
     elif not promote:
-        outcome.messages.append(f"Gate passed; not promoted (--no-promote). Promote with: "
-                                f"python manage.py promote_risk_model {model.version}")
+        outcome.messages.append(
+            f"Gate passed; not promoted (--no-promote). Promote with: "
+            f"python manage.py promote_risk_model {model.version}"
+        )
     else:
         registry.promote(version=model.version)
         outcome.promoted = True
@@ -104,7 +117,10 @@ def risk_model_train(
 
 
 def risk_model_evaluate(
-    *, rows: Sequence[GoldenRow] | None = None, extra: Sequence[LabeledAction] | None = None, lodo: bool = True,
+    *,
+    rows: Sequence[GoldenRow] | None = None,
+    extra: Sequence[LabeledAction] | None = None,
+    lodo: bool = True,
 ) -> tuple[Evaluation, list[str], str, list[str]]:
     """The active model's recipe, cross-validated on today's golden set; trains one first if none.
 
@@ -135,17 +151,27 @@ def risk_model_evaluate(
             f"automation {fresh['automation_rate']}."
         )
     elif trained_ids:
-        notes.append(f"Active model {active.version} was trained on every current golden row; figures are cross-validated.")
+        notes.append(
+            f"Active model {active.version} was trained on every current golden row; figures are cross-validated."
+        )
     failures = gate(evaluation.metrics(), baseline=active.metrics)
     return evaluation, failures, active.version, notes
 
 
-def report(evaluation: Evaluation, failures: Sequence[str], *, version: str, baseline_version: str | None,
-           notes: Sequence[str] = ()) -> str:
+def report(
+    evaluation: Evaluation,
+    failures: Sequence[str],
+    *,
+    version: str,
+    baseline_version: str | None,
+    notes: Sequence[str] = (),
+) -> str:
     heading = f"Risk router evaluation — model recipe of {version}"
     body = format_report(evaluation, heading=heading)
     tail = "\n".join(notes)
-    return "\n".join(part for part in (body, "", tail, format_gate(failures, baseline_version=baseline_version)) if part is not None)
+    return "\n".join(
+        part for part in (body, "", tail, format_gate(failures, baseline_version=baseline_version)) if part is not None
+    )
 
 
 def ensure_active_model() -> TrainOutcome:

@@ -26,7 +26,9 @@ READ_HEADS = frozenset(
 )
 # Subcommands that read, for tools whose first word says little.
 READ_SUBCOMMANDS = {
-    "git": frozenset("status log diff show branch remote fetch blame grep ls-files rev-parse describe shortlog".split()),
+    "git": frozenset(
+        "status log diff show branch remote fetch blame grep ls-files rev-parse describe shortlog".split()
+    ),
     "kubectl": frozenset("get describe logs top diff explain version api-resources auth cluster-info".split()),
     "helm": frozenset("diff list ls status template get history show search lint".split()),
     "terraform": frozenset("plan show validate output fmt version providers state graph".split()),

@@ -52,12 +52,10 @@ BLOCKING_FAMILIES: dict[str, frozenset[str]] = {
         "terminate revoke cancel archive overwrite".split()
     ),
     "sends outside": frozenset(
-        "send email mail message post publish tweet reply forward share sms notify "
-        "invite upload".split()
+        "send email mail message post publish tweet reply forward share sms notify invite upload".split()
     ),
     "changes permissions": frozenset(
-        "grant permission permissions role roles admin sudo privilege acl iam "
-        "policy chmod chown".split()
+        "grant permission permissions role roles admin sudo privilege acl iam policy chmod chown".split()
     ),
     "runs shell or infrastructure": frozenset(
         "shell exec execute bash sh cmd command terminal run script ssh terraform "
@@ -98,9 +96,7 @@ MONEY_VERBS = frozenset(
 )
 # Words that move money only when nothing in the name says they are about
 # something else: a Drive "transfer_ownership", a "charge_limit" on a car.
-MAYBE_MONEY_VERBS = frozenset(
-    "transfer transfers charge charges purchase purchases buy checkout trade sell".split()
-)
+MAYBE_MONEY_VERBS = frozenset("transfer transfers charge charges purchase purchases buy checkout trade sell".split())
 # Nouns that move money beside a verb that makes or sends something (`send_money`, `payment_intents.create`).
 MONEY_NOUNS = frozenset("money funds cash payment payments".split())
 MONEY_MAKING_VERBS = frozenset(

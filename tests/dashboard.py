@@ -41,12 +41,23 @@ def async_review(agent_client, **overrides) -> Action:
     from riskrouter import registry
     from riskrouter.models import PolicyRule
 
-    PolicyRule.objects.get_or_create(name="test-reviewed-after", defaults={
-        "kind": "pattern", "match": "notes.review.*", "tier": "async_review", "reason": "notes are reviewed after",
-    })
+    PolicyRule.objects.get_or_create(
+        name="test-reviewed-after",
+        defaults={
+            "kind": "pattern",
+            "match": "notes.review.*",
+            "tier": "async_review",
+            "reason": "notes are reviewed after",
+        },
+    )
     registry.reset()  # the rule applies now, not at the next refresh (conftest resets after the test)
-    body = {"action_type": "notes.review.update", "tool": "", "summary": "Add a note to ticket 7",
-            "payload": {"ticket": 7, "note": "called back"}, **overrides}
+    body = {
+        "action_type": "notes.review.update",
+        "tool": "",
+        "summary": "Add a note to ticket 7",
+        "payload": {"ticket": 7, "note": "called back"},
+        **overrides,
+    }
     agent_client.submit({**body, "conversation_id": "warm-up"})  # an agent's first of a type goes one tier up
     action = submit(agent_client, **body)
     assert (action.tier, action.review_state) == ("async_review", "awaiting_review"), action.risk_reasons

@@ -21,8 +21,14 @@ class HookServer:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                server.received.append({"path": self.path, "headers": dict(self.headers), "body": body,
-                                        "json": json.loads(body) if body else None})
+                server.received.append(
+                    {
+                        "path": self.path,
+                        "headers": dict(self.headers),
+                        "body": body,
+                        "json": json.loads(body) if body else None,
+                    }
+                )
                 self.send_response(server.status_for.get(self.path, server.status))
                 self.end_headers()
                 server.event.set()

@@ -30,8 +30,10 @@ def sla_sweep(*, limit: int = 500) -> int:
     while True:
         with transaction.atomic():
             due = list(
-                Action.objects.select_for_update(skip_locked=True, of=("self",)).select_related("agent")
-                .filter(next_deadline_at__lte=now).order_by("next_deadline_at")[:limit]
+                Action.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("agent")
+                .filter(next_deadline_at__lte=now)
+                .order_by("next_deadline_at")[:limit]
             )
             _sla_steps(due, now=now)
         total += len(due)
@@ -56,8 +58,15 @@ def _sla_steps(due: list[Action], *, now: datetime) -> None:
         data = {"deadline": step["due_at"], "level": level + 1, "sla_due_at": action.sla_due_at.isoformat()}
         if step["do"] == sla.EXPIRE:
             transition(
-                action, allowed_from=PENDING_ONLY, to=Status.EXPIRED, kind="action.expired", actor="sla",
-                data=data, decided_at=deadline, decision_by_label="sla", escalation_level=level + 1,
+                action,
+                allowed_from=PENDING_ONLY,
+                to=Status.EXPIRED,
+                kind="action.expired",
+                actor="sla",
+                data=data,
+                decided_at=deadline,
+                decision_by_label="sla",
+                escalation_level=level + 1,
                 decision_note=f"No decision before the SLA ran out at {step['due_at']}; expired (fail closed).",
             )
             continue

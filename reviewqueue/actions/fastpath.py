@@ -63,7 +63,11 @@ def available() -> bool:
 
 
 def submission_write(
-    *, action: Action, key: IdempotencyKey | None, event: AuditEvent, unconfirmed: Principal | None,
+    *,
+    action: Action,
+    key: IdempotencyKey | None,
+    event: AuditEvent,
+    unconfirmed: Principal | None,
 ) -> Outcome:
     """Write the action, its Idempotency-Key (if any) and its audit event in
     one call, unless a kill switch is engaged or the key was used before.
@@ -74,8 +78,12 @@ def submission_write(
     """
     conn = connections[DEFAULT_DB_ALIAS]
     params = [
-        _row(action), _row(key) if key else None, Jsonb(event_row(event), dumps=_row_bytes), chain_prefix(event),
-        unconfirmed.key_hash if unconfirmed else None, unconfirmed.agent_version if unconfirmed else None,
+        _row(action),
+        _row(key) if key else None,
+        Jsonb(event_row(event), dumps=_row_bytes),
+        chain_prefix(event),
+        unconfirmed.key_hash if unconfirmed else None,
+        unconfirmed.agent_version if unconfirmed else None,
     ]
     # A savepoint only inside a transaction: alone, the statement is its own transaction.
     nested = transaction.atomic() if conn.in_atomic_block else contextlib.nullcontext()

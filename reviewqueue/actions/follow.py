@@ -22,8 +22,14 @@ def action_cancel(*, action: Action) -> Action:
     """The agent withdraws an action nobody has decided yet."""
     now = timezone.now()
     return transition(
-        action, allowed_from=PENDING_ONLY, to=Status.CANCELLED, kind="action.cancelled",
-        actor=f"agent:{action.agent.name}", at=now, decided_at=now, decision_by_label="agent",
+        action,
+        allowed_from=PENDING_ONLY,
+        to=Status.CANCELLED,
+        kind="action.cancelled",
+        actor=f"agent:{action.agent.name}",
+        at=now,
+        decided_at=now,
+        decision_by_label="agent",
     )
 
 
@@ -48,7 +54,10 @@ def action_record_outcome(*, action: Action, outcome: str, detail: str) -> Actio
             )
         action.refresh_from_db()
         audit_append(
-            kind="action.outcome", actor=f"agent:{action.agent.name}", action=action, at=now,
+            kind="action.outcome",
+            actor=f"agent:{action.agent.name}",
+            action=action,
+            at=now,
             data={"outcome": outcome, "detail": detail},
         )
     return action

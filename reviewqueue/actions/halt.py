@@ -31,8 +31,14 @@ def actions_halt(*, scope: str, reason: str, actor: str) -> int:
     for chunk in chunks(ids, 1000):
         # Conditional on still pending: a decision that won first stands.
         Action.objects.filter(pk__in=chunk, status=Status.PENDING).update(
-            status=Status.HALTED, updated_at=now, decided_at=now, decision_by_label="kill_switch",
-            decision_note=reason, next_deadline_at=None, claimed_by=None, claim_expires_at=None,
+            status=Status.HALTED,
+            updated_at=now,
+            decided_at=now,
+            decision_by_label="kill_switch",
+            decision_note=reason,
+            next_deadline_at=None,
+            claimed_by=None,
+            claim_expires_at=None,
         )
         halted += Action.objects.filter(pk__in=chunk, status=Status.HALTED, updated_at=now).select_related("agent")
     data = {"status": Status.HALTED, "scope": scope, "reason": reason}
@@ -58,11 +64,16 @@ def actions_flag_for_review(*, scope: str, reason: str, actor: str) -> int:
     note = f"Flagged by the kill switch ({scope}): {reason}"
     for chunk in chunks(_in_scope(candidates, scope), 1000):
         Action.objects.filter(pk__in=chunk, review_state=ReviewState.AWAITING_REVIEW).update(
-            review_state=ReviewState.FLAGGED, review_note=note, reviewed_at=now, updated_at=now,
+            review_state=ReviewState.FLAGGED,
+            review_note=note,
+            reviewed_at=now,
+            updated_at=now,
         )
         flagged += Action.objects.filter(pk__in=chunk, review_state=ReviewState.FLAGGED, reviewed_at=now)
     data = {"review_state": ReviewState.FLAGGED, "scope": scope, "reason": reason}
-    audit_append_many([{"kind": "action.flagged", "actor": actor, "action": a, "data": data, "at": now} for a in flagged])
+    audit_append_many(
+        [{"kind": "action.flagged", "actor": actor, "action": a, "data": data, "at": now} for a in flagged]
+    )
     notifications.enqueue_many([("action.flagged", a, data) for a in flagged], to_agent=True, at=now)
     return len(flagged)
 
@@ -72,5 +83,8 @@ def _in_scope(queryset, scope: str) -> list:
     if kind == "agent":
         queryset = queryset.filter(agent__name=value)
     rows = queryset.order_by("created_at").values_list("pk", "agent__name", "action_type", "tool")
-    return [pk for pk, agent_name, action_type, tool in rows
-            if killswitch.scope_covers(scope, agent_name=agent_name, action_type=action_type, tool=tool)]
+    return [
+        pk
+        for pk, agent_name, action_type, tool in rows
+        if killswitch.scope_covers(scope, agent_name=agent_name, action_type=action_type, tool=tool)
+    ]

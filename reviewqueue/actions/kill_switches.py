@@ -36,12 +36,15 @@ def kill_switch_set(*, scope: str, engaged: bool, reason: str, actor: str) -> tu
             scope=scope, defaults={"engaged": engaged, "reason": reason, "changed_by": actor, "changed_at": now}
         )
         audit_append(
-            kind="kill_switch.engaged" if engaged else "kill_switch.released", actor=actor, at=now,
+            kind="kill_switch.engaged" if engaged else "kill_switch.released",
+            actor=actor,
+            at=now,
             data={"scope": scope, "reason": reason},
         )
         notifications.enqueue(
             event="kill_switch.engaged" if engaged else "kill_switch.released",
-            data={"scope": scope, "reason": reason, "by": actor}, at=now,
+            data={"scope": scope, "reason": reason, "by": actor},
+            at=now,
         )
         halted = 0
         if engaged:

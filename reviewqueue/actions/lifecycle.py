@@ -32,7 +32,21 @@ from reviewqueue.actions.review import (
 from reviewqueue.actions.submit import Submission, Submitted, action_submit, request_fingerprint
 
 __all__ = [
-    "AlreadyDecided", "Proposal", "Submission", "Submitted", "action_cancel", "action_claim", "action_decide",
-    "action_escalate", "action_record_outcome", "action_release", "action_review", "action_submit",
-    "actions_flag_for_review", "actions_halt", "proposal_of", "request_fingerprint", "sla_sweep",
+    "AlreadyDecided",
+    "Proposal",
+    "Submission",
+    "Submitted",
+    "action_cancel",
+    "action_claim",
+    "action_decide",
+    "action_escalate",
+    "action_record_outcome",
+    "action_release",
+    "action_review",
+    "action_submit",
+    "actions_flag_for_review",
+    "actions_halt",
+    "proposal_of",
+    "request_fingerprint",
+    "sla_sweep",
 ]

@@ -67,14 +67,20 @@ def action_claim(*, action: Action, user: User, take_over: bool = False) -> tupl
     with transaction.atomic():
         previous = Action.objects.filter(pk=action.pk).values_list("claimed_by_id", "claim_expires_at").first()
         # Conditional UPDATE: of two reviewers opening the item at once, one gets it.
-        won = Action.objects.open().filter(pk=action.pk).filter(Q() if take_over else free).update(
-            claimed_by=user, claim_expires_at=until
+        won = (
+            Action.objects.open()
+            .filter(pk=action.pk)
+            .filter(Q() if take_over else free)
+            .update(claimed_by=user, claim_expires_at=until)
         )
         if won and previous is not None:
             held_by, held_until = previous
             if held_by != user.pk or held_until is None or held_until <= now:  # renewals are not news
                 audit_append(
-                    kind="action.claimed", actor=_actor(user), action=action, at=now,
+                    kind="action.claimed",
+                    actor=_actor(user),
+                    action=action,
+                    at=now,
                     data={"until": until.isoformat(), "took_over_from": held_by if take_over else None},
                 )
     action.refresh_from_db()
@@ -134,8 +140,13 @@ def _route_edit(action: Action, payload: dict[str, Any]) -> riskrouter.Route:
     """A reviewer's edit through the router and the policy, as its submission went."""
     return riskrouter.route(
         riskrouter.ActionInput(
-            action_type=action.action_type, payload=payload, summary=action.summary, tool=action.tool,
-            rationale=action.rationale, agent=action.agent.name, context=action.context,
+            action_type=action.action_type,
+            payload=payload,
+            summary=action.summary,
+            tool=action.tool,
+            rationale=action.rationale,
+            agent=action.agent.name,
+            context=action.context,
         )
     )
 
@@ -147,8 +158,13 @@ def _reasons_after_edit(current: list, route: riskrouter.Route, editor: str) -> 
 
 
 def action_decide(
-    *, action: Action, user: User, approve: bool, note: str = "",
-    edited_payload: dict[str, Any] | None = None, seen_sha256: str | None = None,
+    *,
+    action: Action,
+    user: User,
+    approve: bool,
+    note: str = "",
+    edited_payload: dict[str, Any] | None = None,
+    seen_sha256: str | None = None,
 ) -> Action:
     """A reviewer approves (optionally with an edited payload) or rejects a pending blocking action.
 
@@ -175,9 +191,11 @@ def action_decide(
     if not approve and not note:
         raise InvalidInput("A rejection needs a reason.")
     # Routed before the row lock is taken: the router is pure and takes milliseconds.
-    rerouted = _route_edit(action, edited_payload) if (
-        approve and edited_payload is not None and edited_payload != action.payload
-    ) else None
+    rerouted = (
+        _route_edit(action, edited_payload)
+        if (approve and edited_payload is not None and edited_payload != action.payload)
+        else None
+    )
     now = timezone.now()
     name = user.get_username()
     try:
@@ -192,17 +210,29 @@ def action_decide(
                 _decider_check(current, user)
             if current.tier != Tier.BLOCKING:
                 raise InvalidInput("Only blocking actions are approved or rejected; review this one instead.")
-            decided_fields: dict[str, Any] = {"decided_at": now, "decided_by": user, "decision_by_label": name,
-                                              "decision_note": note}
+            decided_fields: dict[str, Any] = {
+                "decided_at": now,
+                "decided_by": user,
+                "decision_by_label": name,
+                "decision_note": note,
+            }
             if not approve:
-                decided = transition(current, allowed_from=PENDING_ONLY, to=Status.REJECTED,
-                                      kind="action.rejected", data={"note": note}, actor=_actor(user), at=now,
-                                      **decided_fields)
+                decided = transition(
+                    current,
+                    allowed_from=PENDING_ONLY,
+                    to=Status.REJECTED,
+                    kind="action.rejected",
+                    data={"note": note},
+                    actor=_actor(user),
+                    at=now,
+                    **decided_fields,
+                )
                 Decision.objects.create(action=decided, user=user, kind=DecisionKind.REJECT, note=note, created_at=now)
                 return decided
-            proposal = proposal_of(current, list(
-                current.decisions.filter(kind__in=APPROVALS).select_related("user").order_by("created_at", "pk")
-            ))
+            proposal = proposal_of(
+                current,
+                list(current.decisions.filter(kind__in=APPROVALS).select_related("user").order_by("created_at", "pk")),
+            )
             # An edit that matches what is proposed is a plain approval of it.
             edit = edited_payload if edited_payload is not None and edited_payload != proposal.payload else None
             data: dict[str, Any] = {"note": note}
@@ -224,33 +254,64 @@ def action_decide(
                 if rerouted is not None:
                     needs_four_eyes = current.four_eyes or rerouted.four_eyes  # never fewer eyes
                     data["rerouted"] = {
-                        "tier": str(rerouted.tier), "score": rerouted.score, "reasons": list(rerouted.reasons),
-                        "four_eyes": rerouted.four_eyes, "four_eyes_added": needs_four_eyes and not current.four_eyes,
+                        "tier": str(rerouted.tier),
+                        "score": rerouted.score,
+                        "reasons": list(rerouted.reasons),
+                        "four_eyes": rerouted.four_eyes,
+                        "four_eyes_added": needs_four_eyes and not current.four_eyes,
                     }
-                    fields = {"four_eyes": needs_four_eyes, "risk_score": max(current.risk_score, rerouted.score),
-                                  "risk_reasons": _reasons_after_edit(list(current.risk_reasons or []), rerouted, name)}
+                    fields = {
+                        "four_eyes": needs_four_eyes,
+                        "risk_score": max(current.risk_score, rerouted.score),
+                        "risk_reasons": _reasons_after_edit(list(current.risk_reasons or []), rerouted, name),
+                    }
                     Action.objects.filter(pk=current.pk).update(updated_at=now, **fields)
                     for field, value in fields.items():
                         setattr(current, field, value)
             approvers = proposal.approvers_of(digest)
             approvers[user.pk] = name
             needed = 2 if current.four_eyes else 1
-            Decision.objects.create(action=current, user=user, note=note, edited_payload=edit, payload_sha256=digest,
-                                    kind=DecisionKind.EDIT_APPROVE if edit is not None else DecisionKind.APPROVE,
-                                    created_at=now)
+            Decision.objects.create(
+                action=current,
+                user=user,
+                note=note,
+                edited_payload=edit,
+                payload_sha256=digest,
+                kind=DecisionKind.EDIT_APPROVE if edit is not None else DecisionKind.APPROVE,
+                created_at=now,
+            )
             if len(approvers) < needed:
                 audit_append(
-                    kind="action.first_approval", actor=_actor(user), action=current, at=now,
-                    data={**data, "approvals": len(approvers), "needed": needed, "edited": edit is not None,
-                          "payload_sha256": digest},
+                    kind="action.first_approval",
+                    actor=_actor(user),
+                    action=current,
+                    at=now,
+                    data={
+                        **data,
+                        "approvals": len(approvers),
+                        "needed": needed,
+                        "edited": edit is not None,
+                        "payload_sha256": digest,
+                    },
                 )
                 notifications.enqueue(event="action.first_approval", action=current, data={"by": name}, at=now)
                 return current
             return transition(
-                current, allowed_from=PENDING_ONLY, to=Status.APPROVED, kind="action.approved",
-                data={**data, "edited": payload != current.payload, "approved_payload_sha256": digest,
-                      "approvers": list(approvers.values())},
-                approved_payload=payload, approved_payload_sha256=digest, actor=_actor(user), at=now, **decided_fields,
+                current,
+                allowed_from=PENDING_ONLY,
+                to=Status.APPROVED,
+                kind="action.approved",
+                data={
+                    **data,
+                    "edited": payload != current.payload,
+                    "approved_payload_sha256": digest,
+                    "approvers": list(approvers.values()),
+                },
+                approved_payload=payload,
+                approved_payload_sha256=digest,
+                actor=_actor(user),
+                at=now,
+                **decided_fields,
             )
     except IllegalTransition as exc:
         if isinstance(exc, AlreadyDecided):
@@ -259,8 +320,7 @@ def action_decide(
         raise AlreadyDecided(action) from None
 
 
-def action_escalate(*, action: Action, user: User, note: str = "",
-                    group: str = Role.SENIOR_REVIEWER) -> Action:
+def action_escalate(*, action: Action, user: User, note: str = "", group: str = Role.SENIOR_REVIEWER) -> Action:
     """Hand an open item to a group (senior reviewers by default); it stays pending.
 
     The SLA chain is untouched: its deadlines and level keep running, so a
@@ -272,13 +332,23 @@ def action_escalate(*, action: Action, user: User, note: str = "",
     with transaction.atomic():
         # Conditional UPDATE: a decision that landed first wins, and an item
         # already with that group is not escalated twice.
-        won = Action.objects.open().filter(pk=action.pk).exclude(escalated_to=group).update(
-            escalated_to=group, escalated_at=now, updated_at=now, claimed_by=None, claim_expires_at=None,
+        won = (
+            Action.objects.open()
+            .filter(pk=action.pk)
+            .exclude(escalated_to=group)
+            .update(
+                escalated_to=group,
+                escalated_at=now,
+                updated_at=now,
+                claimed_by=None,
+                claim_expires_at=None,
+            )
         )
         if not won:
             action.refresh_from_db()
-            if action.escalated_to == group and (action.status == Status.PENDING or
-                                                 action.review_state == ReviewState.AWAITING_REVIEW):
+            if action.escalated_to == group and (
+                action.status == Status.PENDING or action.review_state == ReviewState.AWAITING_REVIEW
+            ):
                 raise IllegalTransition(f"Already escalated to {group}.")
             raise AlreadyDecided(action)
         action.refresh_from_db()
@@ -309,15 +379,26 @@ def action_review(*, action: Action, user: User, flag: bool, note: str = "") -> 
         won = Action.objects.filter(
             pk=action.pk, tier=Tier.ASYNC_REVIEW, review_state=ReviewState.AWAITING_REVIEW
         ).update(
-            review_state=state, reviewed_by=user, reviewed_at=now, review_note=note, updated_at=now,
-            claimed_by=None, claim_expires_at=None, next_deadline_at=None,
+            review_state=state,
+            reviewed_by=user,
+            reviewed_at=now,
+            review_note=note,
+            updated_at=now,
+            claimed_by=None,
+            claim_expires_at=None,
+            next_deadline_at=None,
         )
         if not won:
             action.refresh_from_db()
             raise AlreadyDecided(action)
         action.refresh_from_db()
-        Decision.objects.create(action=action, user=user, kind=DecisionKind.FLAG if flag else DecisionKind.CONFIRM,
-                                note=note, created_at=now)
+        Decision.objects.create(
+            action=action,
+            user=user,
+            kind=DecisionKind.FLAG if flag else DecisionKind.CONFIRM,
+            note=note,
+            created_at=now,
+        )
         data = {"review_state": state, "note": note}
         audit_append(kind=kind, actor=_actor(user), action=action, at=now, data=data)
         notifications.enqueue(event=kind, action=action, data=data, to_agent=True, at=now)

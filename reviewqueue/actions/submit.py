@@ -66,11 +66,19 @@ def _fingerprint_before_0016(submission: Submission) -> str:
     release) hold: of the submission's fields as they were then. A retry of
     such a key still replays; drop this once REVIEWQUEUE_IDEMPOTENCY_TTL has
     passed since the release."""
-    return sha256_hex({
-        "action_type": submission.action_type, "payload": submission.payload, "summary": submission.summary,
-        "tool": submission.tool, "rationale": submission.rationale, "conversation_id": submission.conversation_id,
-        "context": submission.context, "cost": submission.cost, "callback_url": submission.callback_url,
-    })
+    return sha256_hex(
+        {
+            "action_type": submission.action_type,
+            "payload": submission.payload,
+            "summary": submission.summary,
+            "tool": submission.tool,
+            "rationale": submission.rationale,
+            "conversation_id": submission.conversation_id,
+            "context": submission.context,
+            "cost": submission.cost,
+            "callback_url": submission.callback_url,
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -80,7 +88,11 @@ class Submitted:
 
 
 def action_submit(
-    *, agent: Agent, submission: Submission, idempotency_key: str | None = None, request_sha256: str = "",
+    *,
+    agent: Agent,
+    submission: Submission,
+    idempotency_key: str | None = None,
+    request_sha256: str = "",
     key_check: credentials.KeyCheck | None = None,
 ) -> Submitted:
     """Decide at once whether the agent may execute, and record the action.
@@ -135,7 +147,10 @@ def _rate_limit_count(agent: Agent, submission: Submission) -> RateLimited | Non
 
 
 def _route_and_write(
-    agent: Agent, submission: Submission, idempotency_key: str | None, request_sha256: str,
+    agent: Agent,
+    submission: Submission,
+    idempotency_key: str | None,
+    request_sha256: str,
     key_check: credentials.KeyCheck | None,
 ) -> Submitted:
     """Route the submission and write it: in one call where the database has
@@ -144,18 +159,26 @@ def _route_and_write(
     before, or on SQLite."""
     decided = riskrouter.route(
         riskrouter.ActionInput(
-            action_type=submission.action_type, payload=submission.payload, summary=submission.summary,
-            tool=submission.tool, rationale=submission.rationale, agent=agent.name, context=submission.context,
+            action_type=submission.action_type,
+            payload=submission.payload,
+            summary=submission.summary,
+            tool=submission.tool,
+            rationale=submission.rationale,
+            agent=agent.name,
+            context=submission.context,
             # First sightings go up a tier (riskrouter's policy).
             agent_is_new=not _seen(("agent", agent.pk), lambda: Action.objects.filter(agent=agent)),
-            action_type_is_new=not _seen(("type", submission.action_type),
-                                         lambda: Action.objects.filter(action_type=submission.action_type)),
+            action_type_is_new=not _seen(
+                ("type", submission.action_type), lambda: Action.objects.filter(action_type=submission.action_type)
+            ),
         )
     )
     write = _prepare(agent, submission, decided, idempotency_key=idempotency_key, request_sha256=request_sha256)
     if fastpath.available():
         outcome = fastpath.submission_write(
-            action=write.action, key=write.key, event=new_event(**write.event),
+            action=write.action,
+            key=write.key,
+            event=new_event(**write.event),
             unconfirmed=key_check.pending if key_check else None,
         )  # CredentialsChanged if the remembered key failed its check; any outcome here passed it
         if key_check:
@@ -203,13 +226,22 @@ def _replay(agent: Agent, key: str, request_sha256: str, submission: Submission)
     action = record.action
     with transaction.atomic():
         engaged = killswitch.engaged_covering(
-            killswitch.engaged_switches(), agent_name=agent.name, action_type=action.action_type, tool=action.tool,
+            killswitch.engaged_switches(),
+            agent_name=agent.name,
+            action_type=action.action_type,
+            tool=action.tool,
         )
         if engaged:
             refusals.refusal_record(
-                kind="action.refused_kill_switch", agent=agent,
-                data={"scope": engaged.scope, "action_type": action.action_type, "tool": action.tool,
-                      "summary": action.summary, "replay_of": str(action.pk)},
+                kind="action.refused_kill_switch",
+                agent=agent,
+                data={
+                    "scope": engaged.scope,
+                    "action_type": action.action_type,
+                    "tool": action.tool,
+                    "summary": action.summary,
+                    "replay_of": str(action.pk),
+                },
             )
     if engaged:
         raise _kill_switch_engaged(engaged, action_id=str(action.pk))
@@ -226,7 +258,11 @@ class _Write:
 
 
 def _prepare(
-    agent: Agent, submission: Submission, decided: riskrouter.Route, *, idempotency_key: str | None,
+    agent: Agent,
+    submission: Submission,
+    decided: riskrouter.Route,
+    *,
+    idempotency_key: str | None,
     request_sha256: str,
 ) -> _Write:
     """Everything a submission writes, built before its transaction starts."""
@@ -238,18 +274,31 @@ def _prepare(
     payload_sha256 = sha256_hex(submission.payload)
     approved = status == Status.APPROVED
     action = Action(
-        agent=agent, action_type=submission.action_type, payload=submission.payload, summary=submission.summary,
-        tool=submission.tool, rationale=submission.rationale, conversation_id=submission.conversation_id,
-        context=submission.context, cost=submission.cost, callback_url=submission.callback_url,
-        status=status, tier=tier,
+        agent=agent,
+        action_type=submission.action_type,
+        payload=submission.payload,
+        summary=submission.summary,
+        tool=submission.tool,
+        rationale=submission.rationale,
+        conversation_id=submission.conversation_id,
+        context=submission.context,
+        cost=submission.cost,
+        callback_url=submission.callback_url,
+        status=status,
+        tier=tier,
         review_state=ReviewState.AWAITING_REVIEW if tier == Tier.ASYNC_REVIEW else ReviewState.NONE,
-        risk_score=decided.score, risk_reasons=list(decided.reasons),
-        risk_probabilities=dict(decided.probabilities), model_version=decided.model_version,
-        policy_version=decided.policy_version, routing_ms=decided.routing_ms, four_eyes=decided.four_eyes,
+        risk_score=decided.score,
+        risk_reasons=list(decided.reasons),
+        risk_probabilities=dict(decided.probabilities),
+        model_version=decided.model_version,
+        policy_version=decided.policy_version,
+        routing_ms=decided.routing_ms,
+        four_eyes=decided.four_eyes,
         sla_due_at=now + policy[0] if policy else None,
         sla_chain=chain,
         next_deadline_at=datetime.fromisoformat(chain[0]["due_at"]) if chain else None,
-        created_at=now, updated_at=now,
+        created_at=now,
+        updated_at=now,
         approved_payload=submission.payload if approved else None,
         approved_payload_sha256=payload_sha256 if approved else "",
         decided_at=now if approved else None,
@@ -257,13 +306,23 @@ def _prepare(
     )
     return _Write(
         action=action,
-        key=IdempotencyKey(agent=agent, key=idempotency_key, request_sha256=request_sha256, action=action,
-                           created_at=now) if idempotency_key else None,
+        key=IdempotencyKey(
+            agent=agent, key=idempotency_key, request_sha256=request_sha256, action=action, created_at=now
+        )
+        if idempotency_key
+        else None,
         event={
-            "kind": "action.submitted", "actor": f"agent:{agent.name}", "action": action, "at": now,
+            "kind": "action.submitted",
+            "actor": f"agent:{agent.name}",
+            "action": action,
+            "at": now,
             "data": {
-                "action_type": action.action_type, "status": status, "tier": tier,
-                "score": decided.score, "reasons": list(decided.reasons), "model_version": decided.model_version,
+                "action_type": action.action_type,
+                "status": status,
+                "tier": tier,
+                "score": decided.score,
+                "reasons": list(decided.reasons),
+                "model_version": decided.model_version,
                 "payload_sha256": payload_sha256,
             },
         },
@@ -271,7 +330,11 @@ def _prepare(
 
 
 def _write_carefully(
-    agent: Agent, write: _Write, idempotency_key: str | None, request_sha256: str, submission: Submission,
+    agent: Agent,
+    write: _Write,
+    idempotency_key: str | None,
+    request_sha256: str,
+    submission: Submission,
 ) -> Submitted:
     """The replay of an Idempotency-Key used before; else, in one transaction,
     the action, its key and its audit event, or only a refusal if a kill
@@ -282,14 +345,21 @@ def _write_carefully(
     try:
         with transaction.atomic():
             engaged = killswitch.engaged_covering(
-                killswitch.engaged_switches(), agent_name=agent.name, action_type=action.action_type,
+                killswitch.engaged_switches(),
+                agent_name=agent.name,
+                action_type=action.action_type,
                 tool=action.tool,
             )
             if engaged:
                 refusals.refusal_record(
-                    kind="action.refused_kill_switch", agent=agent,
-                    data={"scope": engaged.scope, "action_type": action.action_type, "tool": action.tool,
-                          "summary": action.summary},
+                    kind="action.refused_kill_switch",
+                    agent=agent,
+                    data={
+                        "scope": engaged.scope,
+                        "action_type": action.action_type,
+                        "tool": action.tool,
+                        "summary": action.summary,
+                    },
                 )
             else:
                 action.save(force_insert=True)

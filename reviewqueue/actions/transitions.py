@@ -26,8 +26,15 @@ PENDING_ONLY = frozenset({Status.PENDING})
 
 
 def transition(
-    action: Action, *, allowed_from: frozenset[str], to: str, kind: str, actor: str,
-    data: dict[str, Any] | None = None, at: datetime | None = None, **fields: Any,
+    action: Action,
+    *,
+    allowed_from: frozenset[str],
+    to: str,
+    kind: str,
+    actor: str,
+    data: dict[str, Any] | None = None,
+    at: datetime | None = None,
+    **fields: Any,
 ) -> Action:
     """Move the action to `to` if it is still in one of `allowed_from`, or raise 409."""
     now = at or timezone.now()
@@ -37,13 +44,12 @@ def transition(
         fields.setdefault("claim_expires_at", None)
     with transaction.atomic():
         # Conditional UPDATE: of two concurrent deciders, only one matches.
-        won = Action.objects.filter(pk=action.pk, status__in=allowed_from).update(
-            status=to, updated_at=now, **fields
-        )
+        won = Action.objects.filter(pk=action.pk, status__in=allowed_from).update(status=to, updated_at=now, **fields)
         if not won:
             current = Action.objects.filter(pk=action.pk).values_list("status", flat=True).first()
             raise IllegalTransition(
-                f"The action is {current}; it can't become {to}.", details={"status": current, "requested": to},
+                f"The action is {current}; it can't become {to}.",
+                details={"status": current, "requested": to},
             )
         action.refresh_from_db()
         audit_append(kind=kind, actor=actor, action=action, at=now, data={"status": to, **(data or {})})
@@ -54,4 +60,4 @@ def transition(
 
 def chunks(items: list, size: int):
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]

@@ -161,6 +161,7 @@ def _location(loc) -> tuple:
 
 # ---------------------------------------------------------------- schemas ---
 
+
 # Request bodies are plain pydantic models: a ninja Schema with extra="forbid"
 # validates every body twice (once more through its ORM getter).
 class Cost(BaseModel):
@@ -200,8 +201,9 @@ class SubmitIn(BaseModel):
             if reason == "invalid_url":
                 raise ValueError(message)
             # Not a ValueError: pydantic lets it through to the API's handler (422 unsafe_url).
-            raise UnsafeCallbackURL(f"callback_url {message}", details={"location": "body.callback_url",
-                                                                        "reason": reason})
+            raise UnsafeCallbackURL(
+                f"callback_url {message}", details={"location": "body.callback_url", "reason": reason}
+            )
         return value
 
 
@@ -300,7 +302,9 @@ class AgentKillSwitchOut(Schema):
 
 class SwitchIn(Schema):
     model_config = ConfigDict(extra="forbid")
-    scope: Annotated[StrictStr, Field(max_length=200, examples=["global", "agent:billing-bot", "action_type:payments.*"])]
+    scope: Annotated[
+        StrictStr, Field(max_length=200, examples=["global", "agent:billing-bot", "action_type:payments.*"])
+    ]
     engaged: StrictBool
     reason: Annotated[StrictStr, Field(min_length=1, max_length=2000)]
 
@@ -324,15 +328,22 @@ def _agent(request) -> Any:
 
 def _switch(switch) -> dict:
     return {
-        "scope": switch.scope, "engaged": switch.engaged, "reason": switch.reason,
-        "changed_by": switch.changed_by, "changed_at": switch.changed_at,
+        "scope": switch.scope,
+        "engaged": switch.engaged,
+        "reason": switch.reason,
+        "changed_by": switch.changed_by,
+        "changed_at": switch.changed_at,
     }
 
 
 # ---------------------------------------------------------------- agents ---
 
+
 @api.post(
-    "/actions", auth=AgentKey(remembered_ok=True), response={200: ActionOut, 201: ActionOut, **ERRORS}, tags=["actions"],
+    "/actions",
+    auth=AgentKey(remembered_ok=True),
+    response={200: ActionOut, 201: ActionOut, **ERRORS},
+    tags=["actions"],
 )
 def submit_action(request, body: SubmitIn):
     """Submit an action; the answer says at once whether the agent may execute it."""
@@ -341,7 +352,9 @@ def submit_action(request, body: SubmitIn):
         raise InvalidInput("Idempotency-Key must be 1 to 255 printable ASCII characters without spaces.")
     submission = lifecycle.Submission(**{**body.model_dump(), "cost": body.cost.model_dump() if body.cost else None})
     submitted = lifecycle.action_submit(
-        agent=_agent(request), submission=submission, idempotency_key=key,
+        agent=_agent(request),
+        submission=submission,
+        idempotency_key=key,
         request_sha256=lifecycle.request_fingerprint(request.sent_json) if key else "",
         key_check=getattr(request, "key_check", None),
     )
@@ -400,6 +413,7 @@ def agent_kill_switch(request):
 
 
 # ------------------------------------------------------------------- ops ---
+
 
 @api.get("/ops/kill-switch", auth=OpsToken(), response={200: list[SwitchOut], **ERRORS}, tags=["ops"])
 def ops_kill_switches(request):

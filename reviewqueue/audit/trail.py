@@ -55,8 +55,13 @@ def chain_hash(prev_hash: str, body: dict) -> str:
 
 
 def audit_append(
-    *, kind: str, actor: str, action: Action | None = None, agent: Agent | None = None,
-    data: dict[str, Any] | None = None, at: datetime | None = None,
+    *,
+    kind: str,
+    actor: str,
+    action: Action | None = None,
+    agent: Agent | None = None,
+    data: dict[str, Any] | None = None,
+    at: datetime | None = None,
 ) -> AuditEvent:
     """Append one event; must run inside the transaction of the change it records."""
     if not connection.in_atomic_block:
@@ -66,8 +71,10 @@ def audit_append(
         # The append is a function (reviewqueue/sql/reviewqueue_audit_append.sql):
         # it takes the chain lock, reads the tail and hashes in one statement.
         with connection.cursor() as cursor:
-            cursor.execute("SELECT seq, prev_hash, hash FROM reviewqueue_audit_append(%s::jsonb, %s)",
-                           [json_bytes(event_row(event)).decode(), chain_prefix(event)])
+            cursor.execute(
+                "SELECT seq, prev_hash, hash FROM reviewqueue_audit_append(%s::jsonb, %s)",
+                [json_bytes(event_row(event)).decode(), chain_prefix(event)],
+            )
             appended(event, cursor.fetchone())
         return event
     # SQLite serialises writers already (our transactions start IMMEDIATE).
@@ -82,16 +89,24 @@ def event_row(event: AuditEvent) -> dict[str, Any]:
     """The event as reviewqueue_audit_append takes it: a JSON object of the
     columns it reads (the function computes seq, prev_hash and hash)."""
     return {
-        "created_at": event.created_at.isoformat(), "kind": event.kind, "actor": event.actor,
-        "action_id": str(event.action_id) if event.action_id else None, "agent_id": event.agent_id,
+        "created_at": event.created_at.isoformat(),
+        "kind": event.kind,
+        "actor": event.actor,
+        "action_id": str(event.action_id) if event.action_id else None,
+        "agent_id": event.agent_id,
         "data": event.data,
     }
 
 
 def _body(event: AuditEvent) -> dict:
     return event_body(
-        seq=event.seq, created_at=event.created_at, kind=event.kind, actor=event.actor,
-        action_id=event.action_id, agent_id=event.agent_id, data=event.data,
+        seq=event.seq,
+        created_at=event.created_at,
+        kind=event.kind,
+        actor=event.actor,
+        action_id=event.action_id,
+        agent_id=event.agent_id,
+        data=event.data,
     )
 
 
@@ -112,13 +127,19 @@ def appended(event: AuditEvent, row: tuple) -> None:
 
 
 def new_event(
-    *, kind: str, actor: str, action: Action | None = None, agent: Agent | None = None,
-    data: dict[str, Any] | None = None, at: datetime | None = None,
+    *,
+    kind: str,
+    actor: str,
+    action: Action | None = None,
+    agent: Agent | None = None,
+    data: dict[str, Any] | None = None,
+    at: datetime | None = None,
 ) -> AuditEvent:
     """An event to append (audit_append's arguments), not yet in the chain."""
     agent = agent or (action.agent if action else None)
-    return AuditEvent(created_at=at or timezone.now(), kind=kind, actor=actor, action=action, agent=agent,
-                      data=data or {})
+    return AuditEvent(
+        created_at=at or timezone.now(), kind=kind, actor=actor, action=action, agent=agent, data=data or {}
+    )
 
 
 def audit_append_many(events: list[dict[str, Any]]) -> None:
@@ -269,15 +290,15 @@ class ChainWalk:
             return False
         self.head = event
         if event.seq != self.expected_seq:
-            self.broken = ChainBreak(self.expected_seq,
-                                     f"event #{self.expected_seq} is missing (next is #{event.seq})")
+            self.broken = ChainBreak(self.expected_seq, f"event #{self.expected_seq} is missing (next is #{event.seq})")
         elif event.prev_hash != self.prev_hash:
             self.broken = ChainBreak(event.seq, "its prev_hash does not match the hash of the event before it")
         elif chain_hash(self.prev_hash, _body(event)) != event.hash:
             self.broken = ChainBreak(event.seq, "its contents do not match its hash")
         elif (vouched := self._vouched.get(event.seq)) and vouched.hash != event.hash:
-            self.broken = ChainBreak(event.seq, f"its hash differs from {vouched.describe()}: "
-                                                f"the chain up to it was rewritten")
+            self.broken = ChainBreak(
+                event.seq, f"its hash differs from {vouched.describe()}: the chain up to it was rewritten"
+            )
         if self.broken:
             return False
         self.prev_hash, self.expected_seq, self.checked = event.hash, event.seq + 1, self.checked + 1
@@ -289,8 +310,11 @@ class ChainWalk:
             return self.broken
         tail = self.head.seq if self.head else _tail_seq()
         if tail < self.newest.seq:
-            self.broken = ChainBreak(tail + 1, f"the trail ends at event #{tail} but {self.newest.describe()} "
-                                               f"vouches for event #{self.newest.seq}: the newest events were deleted")
+            self.broken = ChainBreak(
+                tail + 1,
+                f"the trail ends at event #{tail} but {self.newest.describe()} "
+                f"vouches for event #{self.newest.seq}: the newest events were deleted",
+            )
         return self.broken
 
 
@@ -322,9 +346,12 @@ def audit_checkpoint(*, batch_size: int = 2000) -> Checkpoint | None:
     if start:
         event = AuditEvent.objects.filter(seq=start.seq).first()
         if event is None or event.hash != start.hash:
-            logger.error("audit trail: event #%s %s the newest signed checkpoint (%s); run verify_audit",
-                         start.seq, "is missing, yet is vouched for by" if event is None else "differs from",
-                         start.at)
+            logger.error(
+                "audit trail: event #%s %s the newest signed checkpoint (%s); run verify_audit",
+                start.seq,
+                "is missing, yet is vouched for by" if event is None else "differs from",
+                start.at,
+            )
             return None
         walk = ChainWalk(seq=start.seq, prev_hash=start.hash)
     for event in _iterate(batch_size, after=start.seq if start else 0):

@@ -42,7 +42,11 @@ def scope_covers(scope: str, *, agent_name: str, action_type: str, tool: str = "
 
 
 def engaged_covering(
-    switches: list[KillSwitch], *, agent_name: str, action_type: str, tool: str = "",
+    switches: list[KillSwitch],
+    *,
+    agent_name: str,
+    action_type: str,
+    tool: str = "",
 ) -> KillSwitch | None:
     """The first of `switches` (from engaged_switches) that covers this submission."""
     for switch in switches:
@@ -68,7 +72,8 @@ def kill_switch_status(*, agent: Agent) -> tuple[bool, list[KillSwitch]]:
     leaves `may_submit` true.
     """
     switches = [
-        switch for switch in KillSwitch.objects.filter(engaged=True).order_by("scope")
+        switch
+        for switch in KillSwitch.objects.filter(engaged=True).order_by("scope")
         if switch.scope in ("global", f"agent:{agent.name}") or switch.scope.startswith("action_type:")
     ]
     return not any(not s.scope.startswith("action_type:") for s in switches), switches

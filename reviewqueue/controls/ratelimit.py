@@ -54,8 +54,10 @@ def _connection() -> redis.Connection:
     client = clients.get(url)
     if client is None:
         client = clients[url] = redis.Redis.from_url(
-            url, single_connection_client=True,
-            socket_timeout=settings.REDIS_TIMEOUT_SECONDS, socket_connect_timeout=settings.REDIS_TIMEOUT_SECONDS,
+            url,
+            single_connection_client=True,
+            socket_timeout=settings.REDIS_TIMEOUT_SECONDS,
+            socket_connect_timeout=settings.REDIS_TIMEOUT_SECONDS,
         )
     connection = client.connection
     if connection is None:  # single_connection_client made one above
@@ -125,8 +127,10 @@ def rate_limit_hit(*, limits: list[tuple[str, str, int]]) -> None:
     window = math.floor(now.timestamp() / WINDOW_SECONDS)
     window_end = datetime.fromtimestamp((window + 1) * WINDOW_SECONDS, tz=UTC)
     # Conversation ids are the agent's text: hash them into a safe, short key.
-    keys = [f"rl:{name}:{hashlib.blake2b(subject.encode(), digest_size=16).hexdigest()}:{window}"
-            for name, subject, _ in limits]
+    keys = [
+        f"rl:{name}:{hashlib.blake2b(subject.encode(), digest_size=16).hexdigest()}:{window}"
+        for name, subject, _ in limits
+    ]
     for (name, _, limit), count in zip(limits, _hit_all(keys, window_end=window_end), strict=True):
         if count > limit:
             retry_after = max(1, math.ceil((window_end - now).total_seconds()))
@@ -169,8 +173,16 @@ def wait_slot(*, agent: Agent, timeout: float) -> Iterator[None]:
     member = uuid.uuid4().hex
     key = f"waits:{agent.pk}"
     if _in_redis():
-        taken = _run_script(_TAKE_SLOT, _TAKE_SLOT_SHA, [key], now.timestamp(), expires.timestamp(), member, cap,
-                            int(timeout) + 2 * _SLOT_GRACE_SECONDS)
+        taken = _run_script(
+            _TAKE_SLOT,
+            _TAKE_SLOT_SHA,
+            [key],
+            now.timestamp(),
+            expires.timestamp(),
+            member,
+            cap,
+            int(timeout) + 2 * _SLOT_GRACE_SECONDS,
+        )
     else:
         with transaction.atomic():
             # The agent's row lock serialises its slot takers, so two can't
@@ -183,7 +195,9 @@ def wait_slot(*, agent: Agent, timeout: float) -> Iterator[None]:
     if not taken:
         raise TooManyWaits(
             f"Agent '{agent.name}' already has {cap} long-polls waiting; wait for one to return, or follow "
-            "the action with a webhook.", retry_after=1, details={"limit": cap, "per": "agent"},
+            "the action with a webhook.",
+            retry_after=1,
+            details={"limit": cap, "per": "agent"},
         )
     try:
         yield

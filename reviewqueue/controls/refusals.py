@@ -50,8 +50,13 @@ def refusal_record(*, kind: str, agent: Agent, data: dict[str, Any], at: datetim
         first = cursor.fetchone()[0] == 0
         if first:
             window_end = start + _window()
-            audit_append(kind=kind, actor=f"agent:{agent.name}", agent=agent, at=now,
-                         data={**data, "more_counted_until": window_end.isoformat()})
+            audit_append(
+                kind=kind,
+                actor=f"agent:{agent.name}",
+                agent=agent,
+                at=now,
+                data={**data, "more_counted_until": window_end.isoformat()},
+            )
 
 
 def refusals_fold(*, now: datetime | None = None) -> int:
@@ -63,14 +68,26 @@ def refusals_fold(*, now: datetime | None = None) -> int:
     with transaction.atomic():
         # SKIP LOCKED: two folds at once split the windows instead of doubling them.
         closed = list(
-            RefusalTally.objects.select_for_update(skip_locked=True, of=("self",)).select_related("agent")
-            .filter(window_start__lt=current).order_by("window_start", "pk")
+            RefusalTally.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("agent")
+            .filter(window_start__lt=current)
+            .order_by("window_start", "pk")
         )
         events = [
-            {"kind": "agent.refusals", "actor": "reviewqueue", "agent": tally.agent,
-             "data": {"refusal": tally.kind, "more": tally.count, "window_start": tally.window_start.isoformat(),
-                      "window_end": (tally.window_start + window).isoformat(), "latest": tally.sample}}
-            for tally in closed if tally.count
+            {
+                "kind": "agent.refusals",
+                "actor": "reviewqueue",
+                "agent": tally.agent,
+                "data": {
+                    "refusal": tally.kind,
+                    "more": tally.count,
+                    "window_start": tally.window_start.isoformat(),
+                    "window_end": (tally.window_start + window).isoformat(),
+                    "latest": tally.sample,
+                },
+            }
+            for tally in closed
+            if tally.count
         ]
         audit_append_many(events)
         RefusalTally.objects.filter(pk__in=[tally.pk for tally in closed]).delete()

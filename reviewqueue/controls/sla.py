@@ -69,8 +69,11 @@ def policy_for(*, tier: str, action_type: str) -> tuple[timedelta, list[dict]] |
 def chain_resolve(*, start: datetime, sla: timedelta, steps: list[dict]) -> list[dict]:
     """Steps at fractions of the SLA → steps at absolute times (ISO, UTC)."""
     return [
-        {"due_at": (start + sla * step["at"]).isoformat(), "do": step["do"],
-         **({"group": step.get("group", Role.SENIOR_REVIEWER)} if step["do"] == ESCALATE else {})}
+        {
+            "due_at": (start + sla * step["at"]).isoformat(),
+            "do": step["do"],
+            **({"group": step.get("group", Role.SENIOR_REVIEWER)} if step["do"] == ESCALATE else {}),
+        }
         for step in steps
     ]
 

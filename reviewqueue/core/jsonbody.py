@@ -69,8 +69,10 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
         for key, _ in pairs:
             if key in seen:
                 shown = printable(key[:100])
-                raise DuplicateKey(f"The key {shown!r} appears more than once in one object; send each key once.",
-                                   details={"key": shown})
+                raise DuplicateKey(
+                    f"The key {shown!r} appears more than once in one object; send each key once.",
+                    details={"key": shown},
+                )
             seen.add(key)
     return value
 
@@ -91,8 +93,13 @@ def parse_json_body(body: bytes) -> Any:
     if len(body) > limits["MAX_BODY_BYTES"]:
         raise body_too_large(len(body))
     try:
-        value = json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float,
-                           parse_int=_bounded_int, object_pairs_hook=_unique_keys)
+        value = json.loads(
+            body,
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
+            parse_int=_bounded_int,
+            object_pairs_hook=_unique_keys,
+        )
     except RecursionError:
         raise InvalidInput(f"JSON nested deeper than {limits['MAX_JSON_DEPTH']} levels.") from None
     except _IntegerTooLarge:
@@ -108,8 +115,11 @@ def _integer_too_large(body: bytes) -> InvalidInput:
     """The error for an integer beyond 64 bits, naming where it is (the
     error path only: parse again without the bound and find it)."""
     try:
-        check_json_value(json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float),
-                         max_depth=int(settings.REVIEWQUEUE["MAX_JSON_DEPTH"]), integers=True)
+        check_json_value(
+            json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float),
+            max_depth=int(settings.REVIEWQUEUE["MAX_JSON_DEPTH"]),
+            integers=True,
+        )
     except InvalidInput as exc:
         return exc
     except (ValueError, RecursionError):
@@ -123,7 +133,9 @@ def _plainly_safe(body: bytes, *, max_depth: int) -> bool:
     which the parser lets through) no string can hold a NUL or a lone
     surrogate, and with no more brackets than `max_depth` nothing nests deeper."""
     return (
-        b"\\u" not in body and b"\x00" not in body and b"\xed" not in body
+        b"\\u" not in body
+        and b"\x00" not in body
+        and b"\xed" not in body
         and body.count(b"{") + body.count(b"[") <= max_depth
     )
 

@@ -18,9 +18,20 @@ logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/"
 _CODES = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-    406: "not_acceptable", 409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type",
-    422: "validation_error", 423: "locked", 429: "rate_limited", 500: "internal_error", 503: "service_unavailable",
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    423: "locked",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "service_unavailable",
 }
 
 
@@ -61,8 +72,12 @@ class ApiErrorEnvelopeMiddleware:
         # counts, nothing is approved and nothing was written.
         if unreachable := _unreachable(exception):
             logger.exception("%s unavailable", unreachable)
-            return error_response(503, "service_unavailable", f"The service can't reach {unreachable}; retry later.",
-                                  headers={"Retry-After": "5"})
+            return error_response(
+                503,
+                "service_unavailable",
+                f"The service can't reach {unreachable}; retry later.",
+                headers={"Retry-After": "5"},
+            )
         if isinstance(exception, RequestDataTooBig):  # Django's own cap, met before our parser's
             error = body_too_large()
             return error_response(error.status, error.code, error.message, error.details)

@@ -105,6 +105,7 @@ def allow_list() -> AllowList:
 
 # -------------------------------------------------------------- addresses ---
 
+
 def _embedded_ipv4(ip: IPAddress) -> list[ipaddress.IPv4Address]:
     """The IPv4 address an IPv6 address carries (mapped, 6to4, NAT64, compatible)."""
     if ip.version == 4:
@@ -121,11 +122,15 @@ def address_kind(ip: IPAddress) -> str | None:
         if kind := address_kind(inner):
             return kind
     checks = (
-        ("unspecified", ip.is_unspecified), ("loopback", ip.is_loopback), ("link-local", ip.is_link_local),
+        ("unspecified", ip.is_unspecified),
+        ("loopback", ip.is_loopback),
+        ("link-local", ip.is_link_local),
         ("multicast", ip.is_multicast),
         ("unique-local", ip.version == 6 and ip in ipaddress.IPv6Network("fc00::/7")),
-        ("private", ip.is_private), ("reserved", ip.is_reserved),
-        ("site-local", ip.version == 6 and ip.is_site_local), ("non-global", not ip.is_global),
+        ("private", ip.is_private),
+        ("reserved", ip.is_reserved),
+        ("site-local", ip.version == 6 and ip.is_site_local),
+        ("non-global", not ip.is_global),
     )
     return next((kind for kind, hit in checks if hit), None)
 
@@ -136,8 +141,10 @@ def check_address(ip: IPAddress, allow: AllowList, *, host: str = "") -> None:
     if kind and not allow.allows_address(ip):
         what = f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} address"
         said = f"{host} resolves to {ip}, {what}" if host and host != str(ip) else f"{ip} is {what}"
-        raise UnsafeURL("internal_address", f"{said}; the service calls only public addresses unless "
-                        "REVIEWQUEUE_WEBHOOK_ALLOWED_NETWORKS admits it")
+        raise UnsafeURL(
+            "internal_address",
+            f"{said}; the service calls only public addresses unless REVIEWQUEUE_WEBHOOK_ALLOWED_NETWORKS admits it",
+        )
 
 
 def _ipv4_number(host: str) -> ipaddress.IPv4Address:
@@ -160,6 +167,7 @@ def _ipv4_part(part: str) -> int:
 
 # --------------------------------------------------------------- the URL ---
 
+
 def check_url(url: str, allow: AllowList | None = None) -> None:
     """Raise UnsafeURL unless `url` is http(s), without credentials, to a host
     that is not an internal address by its spelling alone (no DNS)."""
@@ -173,8 +181,9 @@ def check_url(url: str, allow: AllowList | None = None) -> None:
     if parsed.scheme not in ("http", "https"):
         raise UnsafeURL("invalid_url", "must be an http or https URL")
     if parsed.userinfo or "@" in url.split("//", 1)[-1].split("/", 1)[0]:
-        raise UnsafeURL("credentials", "must not carry credentials (user:password@); "
-                        "receivers verify the signature instead")
+        raise UnsafeURL(
+            "credentials", "must not carry credentials (user:password@); receivers verify the signature instead"
+        )
     if port is not None and not 0 < port < 65536:
         raise UnsafeURL("invalid_url", f"port {port} is out of range")
     if not host:
@@ -205,11 +214,14 @@ def check_url(url: str, allow: AllowList | None = None) -> None:
         check_address(ipaddress.IPv6Address("::1"), allow, host=host)
         return
     if "." not in name:
-        raise UnsafeURL("internal_address", f"{host!r} is a single-label name, which only resolves inside a "
-                        "network; allow-list it to use it")
+        raise UnsafeURL(
+            "internal_address",
+            f"{host!r} is a single-label name, which only resolves inside a network; allow-list it to use it",
+        )
 
 
 # -------------------------------------------------------------- delivery ---
+
 
 def resolve_checked(host: str, port: int, allow: AllowList) -> list[IPAddress]:
     """Every address `host` resolves to, if none is internal (or the name is allow-listed)."""
@@ -266,7 +278,9 @@ class GuardedTransport(httpx.HTTPTransport):
     def __init__(self, allow: AllowList, *, ssl_context=None):  # not super().__init__(): its pool would be unused
         # httpx takes no network backend; its transport is a thin shell over httpcore's pool, which does.
         self._pool = httpcore.ConnectionPool(
-            ssl_context=ssl_context or _ssl_context(), max_connections=4, network_backend=_GuardedBackend(allow),
+            ssl_context=ssl_context or _ssl_context(),
+            max_connections=4,
+            network_backend=_GuardedBackend(allow),
         )
 
 
@@ -274,6 +288,7 @@ def post(url: str, *, content: bytes, headers: dict[str, str], timeout: float) -
     """POST to a URL that passes `check_url`, through `GuardedTransport`; never follows redirects."""
     allow = allow_list()
     check_url(url, allow)
-    with httpx.Client(transport=GuardedTransport(allow), trust_env=False, follow_redirects=False,
-                      timeout=timeout) as client:
+    with httpx.Client(
+        transport=GuardedTransport(allow), trust_env=False, follow_redirects=False, timeout=timeout
+    ) as client:
         return client.post(url, content=content, headers=headers)

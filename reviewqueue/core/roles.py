@@ -71,7 +71,9 @@ def decide_refusal(*, user: Any, action: Any, owner_ids: Iterable[int] | None = 
     if owner_ids is None:
         owner_ids = action.agent.owners.values_list("pk", flat=True)
     if user.pk in set(owner_ids):
-        return f"You own the agent {action.agent.name}; another reviewer must decide its actions (separation of duties)."
+        return (
+            f"You own the agent {action.agent.name}; another reviewer must decide its actions (separation of duties)."
+        )
     if action.escalated_to and not sees_every_escalation(user) and action.escalated_to not in escalation_targets(user):
         return f"This action was escalated to {action.escalated_to.replace('_', ' ')}s; one of them must decide."
     return None

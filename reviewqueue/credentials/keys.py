@@ -125,7 +125,8 @@ def live_key_hashes(digests: set[str]) -> set[str]:
     now = timezone.now()
     return set(
         ApiKey.objects.filter(key_hash__in=digests, revoked_at__isnull=True, agent__is_active=True)
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now)).values_list("key_hash", flat=True)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .values_list("key_hash", flat=True)
     )
 
 
@@ -217,7 +218,9 @@ def agent_key_issue(*, agent: Agent, actor: str, grace: timedelta | None = None)
     key, prefix, digest = _new_key(AGENT_PREFIX)
     ApiKey.objects.create(agent=agent, prefix=prefix, key_hash=digest)
     audit_append(
-        kind="agent.key_issued", actor=actor, agent=agent,
+        kind="agent.key_issued",
+        actor=actor,
+        agent=agent,
         data={"prefix": prefix, "replaces": rotated, "grace_seconds": int(grace.total_seconds()) if grace else 0},
     )
     return key
@@ -233,13 +236,24 @@ def agent_keys_revoke(*, agent: Agent, actor: str) -> int:
 
 
 # Every write of an agent, from the command or the admin, goes through here and is audited.
-AUDITED_FIELDS = ("name", "description", "scopes", "rate_limit_per_minute", "conversation_rate_limit_per_minute",
-                  "is_active")
+AUDITED_FIELDS = (
+    "name",
+    "description",
+    "scopes",
+    "rate_limit_per_minute",
+    "conversation_rate_limit_per_minute",
+    "is_active",
+)
 
 
 def agent_create(
-    *, name: str, scopes: list[str], actor: str, rate_limit_per_minute: int | None = None,
-    conversation_rate_limit_per_minute: int | None = None, description: str = "",
+    *,
+    name: str,
+    scopes: list[str],
+    actor: str,
+    rate_limit_per_minute: int | None = None,
+    conversation_rate_limit_per_minute: int | None = None,
+    description: str = "",
 ) -> tuple[Agent, str]:
     """Create an agent and its first key; the key is returned once, never stored."""
     agent = Agent(name=name, scopes=scopes, description=description)
@@ -255,8 +269,9 @@ def agent_add(*, agent: Agent, actor: str) -> str:
     """Save a new agent (built by the command or the admin's form), audit it, and return its first key."""
     agent.full_clean()
     agent.save()
-    audit_append(kind="agent.created", actor=actor, agent=agent,
-                 data={field: getattr(agent, field) for field in AUDITED_FIELDS})
+    audit_append(
+        kind="agent.created", actor=actor, agent=agent, data={field: getattr(agent, field) for field in AUDITED_FIELDS}
+    )
     return agent_key_issue(agent=agent, actor=actor)
 
 
@@ -269,8 +284,11 @@ def agent_change(*, agent: Agent, actor: str) -> dict[str, list]:
     """
     agent.full_clean()
     before = Agent.objects.select_for_update().values(*AUDITED_FIELDS).get(pk=agent.pk)
-    changed = {field: [before[field], getattr(agent, field)] for field in AUDITED_FIELDS
-               if before[field] != getattr(agent, field)}
+    changed = {
+        field: [before[field], getattr(agent, field)]
+        for field in AUDITED_FIELDS
+        if before[field] != getattr(agent, field)
+    }
     agent.save()
     if changed:
         audit_append(kind="agent.changed", actor=actor, agent=agent, data={"changed": changed})
@@ -284,8 +302,12 @@ def agent_owners_set(*, agent: Agent, owner_ids: set[int], actor: str) -> None:
     if before == owner_ids:
         return
     agent.owners.set(owner_ids)
-    audit_append(kind="agent.owners_changed", actor=actor, agent=agent,
-                 data={"before": sorted(before), "after": sorted(owner_ids)})
+    audit_append(
+        kind="agent.owners_changed",
+        actor=actor,
+        agent=agent,
+        data={"before": sorted(before), "after": sorted(owner_ids)},
+    )
 
 
 @transaction.atomic
@@ -300,6 +322,7 @@ def user_token_issue(*, user: User, actor: str) -> str:
 
 
 # ------------------------------------------------------- webhook secrets ---
+
 
 def _webhook_secret_new() -> str:
     return secrets.token_hex(32)
@@ -331,6 +354,10 @@ def agent_webhook_secret_rotate(*, agent: Agent, actor: str, grace: timedelta | 
         webhook_secret_previous_until=now + grace if grace else None,
     )
     agent.refresh_from_db(fields=["webhook_secret", "webhook_secret_previous", "webhook_secret_previous_until"])
-    audit_append(kind="agent.webhook_secret_rotated", actor=actor, agent=agent,
-                 data={"grace_seconds": int(grace.total_seconds()) if grace else 0})
+    audit_append(
+        kind="agent.webhook_secret_rotated",
+        actor=actor,
+        agent=agent,
+        data={"grace_seconds": int(grace.total_seconds()) if grace else 0},
+    )
     return new

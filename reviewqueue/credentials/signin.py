@@ -36,11 +36,17 @@ class _AuditsFailures:
             return  # refused by a lockout already in force
         ip = getattr(request, "axes_ip_address", None) or ""
         with transaction.atomic():
-            audit_append(kind="user.login_failed", actor=f"ip:{ip}", data={
-                "username": printable((get_client_username(request, credentials) or "")[:150]),
-                "ip": ip, "path": printable(request.path[:200]), "failures": failures,
-                "locked_out": failures >= limit,
-            })
+            audit_append(
+                kind="user.login_failed",
+                actor=f"ip:{ip}",
+                data={
+                    "username": printable((get_client_username(request, credentials) or "")[:150]),
+                    "ip": ip,
+                    "path": printable(request.path[:200]),
+                    "failures": failures,
+                    "locked_out": failures >= limit,
+                },
+            )
 
 
 class AuditedCacheHandler(_AuditsFailures, AxesCacheHandler):
@@ -56,9 +62,9 @@ def lockout_response(request, original_response=None, credentials=None) -> HttpR
     used) saying why and for how long: 429 with Retry-After."""
     cool_off = get_cool_off(request)
     minutes = max(1, round(cool_off.total_seconds() / 60)) if cool_off else None
-    message = ("Too many failed sign-ins for this account from your address. "
-               + (f"Try again in {minutes} minute{'s' if minutes != 1 else ''}." if minutes
-                  else "Ask an admin to unlock it."))
+    message = "Too many failed sign-ins for this account from your address. " + (
+        f"Try again in {minutes} minute{'s' if minutes != 1 else ''}." if minutes else "Ask an admin to unlock it."
+    )
     context = getattr(original_response, "context_data", None) or {}
     if isinstance(original_response, TemplateResponse) and "form" in context:
         # A fresh, unbound form carrying only the lockout: validating one would authenticate again.
@@ -66,8 +72,12 @@ def lockout_response(request, original_response=None, credentials=None) -> HttpR
         form.cleaned_data = {}
         form.add_error(None, message)
         template = original_response.template_name
-        response = render(request, template if isinstance(template, str | list | tuple) else "registration/login.html", {**context, "form": form, "locked_out": message},
-                          status=429)
+        response = render(
+            request,
+            template if isinstance(template, str | list | tuple) else "registration/login.html",
+            {**context, "form": form, "locked_out": message},
+            status=429,
+        )
     else:
         response = HttpResponse(message, status=429, content_type="text/plain; charset=utf-8")
     if cool_off:

@@ -25,7 +25,8 @@ class Agent(models.Model):
     name = models.CharField(max_length=100, unique=True, validators=[AGENT_NAME])
     description = models.TextField(blank=True)
     scopes = models.JSONField(
-        default=list, blank=True,
+        default=list,
+        blank=True,
         help_text="Shell-style patterns of the action types and tools it may submit, e.g. payments.*",
     )
     owners = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="owned_agents")
@@ -208,19 +209,21 @@ class Action(models.Model):
             # The people columns are empty on most rows (every auto action):
             # partial indexes, so a submission adds no entry to them. They
             # serve the PROTECT checks when a user is deleted.
-            *(models.Index(fields=[name], name=f"action_{name}", condition=models.Q(**{f"{name}__isnull": False}))
-              for name in ("decided_by", "claimed_by", "reviewed_by")),
-            models.Index(
-                fields=["sla_due_at"], name="action_pending_sla", condition=models.Q(status="pending")
+            *(
+                models.Index(fields=[name], name=f"action_{name}", condition=models.Q(**{f"{name}__isnull": False}))
+                for name in ("decided_by", "claimed_by", "reviewed_by")
             ),
+            models.Index(fields=["sla_due_at"], name="action_pending_sla", condition=models.Q(status="pending")),
             models.Index(
-                fields=["next_deadline_at"], name="action_next_deadline",
+                fields=["next_deadline_at"],
+                name="action_next_deadline",
                 condition=models.Q(next_deadline_at__isnull=False),
             ),
             # The dashboard's Async review and Escalated queues (and their nav
             # counts): the few open reviews among hundreds of thousands of rows.
             models.Index(
-                fields=["created_at"], name="action_review_open",
+                fields=["created_at"],
+                name="action_review_open",
                 condition=models.Q(review_state="awaiting_review"),
             ),
         ]
@@ -234,8 +237,11 @@ class Action(models.Model):
 
     @property
     def is_open_async(self) -> bool:
-        return (self.status == Status.APPROVED and self.tier == Tier.ASYNC_REVIEW
-                and self.review_state == ReviewState.AWAITING_REVIEW)
+        return (
+            self.status == Status.APPROVED
+            and self.tier == Tier.ASYNC_REVIEW
+            and self.review_state == ReviewState.AWAITING_REVIEW
+        )
 
     @property
     def is_open(self) -> bool:
@@ -370,9 +376,7 @@ class AuditEvent(models.Model):
     created_at = models.DateTimeField()
     kind = models.CharField(max_length=64)
     actor = models.CharField(max_length=200)
-    action = models.ForeignKey(
-        Action, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_events"
-    )
+    action = models.ForeignKey(Action, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_events")
     agent = models.ForeignKey(Agent, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     data = models.JSONField(default=dict)
     prev_hash = models.CharField(max_length=64)
@@ -414,7 +418,6 @@ def steps_validate(steps: Any, *, tier: str) -> None:
             raise ValidationError({"steps": "expire must be the last step"})
 
 
-
 class SlaPolicy(models.Model):
     """An SLA and escalation chain for one tier, optionally only for action
     types matching a pattern. Without a matching row, the defaults in
@@ -454,7 +457,8 @@ class NotificationChannel(models.Model):
     group = models.ForeignKey("auth.Group", on_delete=models.CASCADE, related_name="notification_channels")
     kind = models.CharField(max_length=16, choices=ChannelKind.choices)
     target = models.CharField(
-        max_length=2048, blank=True,
+        max_length=2048,
+        blank=True,
         help_text="Webhook or Slack URL; for email, addresses (comma-separated) or blank for the group's members.",
     )
     events = models.JSONField(
@@ -503,9 +507,7 @@ class OutboxMessage(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(
-                fields=["next_attempt_at"], name="outbox_due", condition=models.Q(status="pending")
-            ),
+            models.Index(fields=["next_attempt_at"], name="outbox_due", condition=models.Q(status="pending")),
             models.Index(fields=["status", "-created_at"], name="outbox_status"),
         ]
 

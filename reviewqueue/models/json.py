@@ -39,5 +39,6 @@ def action_json(action: Action) -> dict[str, Any]:
         "decided_at": action.decided_at,
         "decision": decision,
         "outcome": {"status": action.outcome, "detail": action.outcome_detail, "at": action.outcome_at}
-        if action.outcome else None,
+        if action.outcome
+        else None,
     }

@@ -53,14 +53,24 @@ def _json_safe(value: Any) -> Any:
     return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
 
 
-def enqueue(*, event: str, action: Action | None = None, data: dict[str, Any] | None = None,
-            to_agent: bool = False, at: datetime | None = None) -> list[OutboxMessage]:
+def enqueue(
+    *,
+    event: str,
+    action: Action | None = None,
+    data: dict[str, Any] | None = None,
+    to_agent: bool = False,
+    at: datetime | None = None,
+) -> list[OutboxMessage]:
     """Write the messages an event causes; call inside the event's transaction."""
     return enqueue_many([(event, action, data)], to_agent=to_agent, at=at)
 
 
-def enqueue_many(events: Sequence[tuple[str, Action | None, dict[str, Any] | None]], *, to_agent: bool = False,
-                 at: datetime | None = None) -> list[OutboxMessage]:
+def enqueue_many(
+    events: Sequence[tuple[str, Action | None, dict[str, Any] | None]],
+    *,
+    to_agent: bool = False,
+    at: datetime | None = None,
+) -> list[OutboxMessage]:
     """`enqueue` for many (event, action, data) at once: one subscriber lookup, one INSERT."""
     from reviewqueue.models.json import action_json
 
@@ -69,21 +79,44 @@ def enqueue_many(events: Sequence[tuple[str, Action | None, dict[str, Any] | Non
     messages = []
     for event, action, data in events:
         if to_agent and action is not None and action.callback_url:
-            messages.append(OutboxMessage(
-                event=event, kind=AGENT_WEBHOOK, endpoint=action.callback_url, action=action,
-                agent_id=action.agent_id, body=_json_safe(action_json(action)), next_attempt_at=now, created_at=now,
-            ))
+            messages.append(
+                OutboxMessage(
+                    event=event,
+                    kind=AGENT_WEBHOOK,
+                    endpoint=action.callback_url,
+                    action=action,
+                    agent_id=action.agent_id,
+                    body=_json_safe(action_json(action)),
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+            )
         for channel in channels:
             if not any(fnmatch.fnmatchcase(event, pattern) for pattern in channel.events):
                 continue
             # A group's channel reaches people who may not reveal personal data: masked, as on their pages.
-            messages.append(OutboxMessage(
-                event=event, kind=channel.kind, endpoint=_channel_endpoint(channel), channel=channel, action=action,
-                agent_id=action.agent_id if action else None,
-                body=_json_safe(privacy.payload_mask({"event": event, "text": _text(event, action, data),
-                                                      "data": data or {}, "action": _action_brief(action)}).value),
-                next_attempt_at=now, created_at=now,
-            ))
+            messages.append(
+                OutboxMessage(
+                    event=event,
+                    kind=channel.kind,
+                    endpoint=_channel_endpoint(channel),
+                    channel=channel,
+                    action=action,
+                    agent_id=action.agent_id if action else None,
+                    body=_json_safe(
+                        privacy.payload_mask(
+                            {
+                                "event": event,
+                                "text": _text(event, action, data),
+                                "data": data or {},
+                                "action": _action_brief(action),
+                            }
+                        ).value
+                    ),
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+            )
     if messages:
         OutboxMessage.objects.bulk_create(messages, batch_size=1000)
         ids = [m.pk for m in messages]
@@ -104,9 +137,16 @@ def _channel_endpoint(channel: NotificationChannel) -> str:
 def _action_brief(action: Action | None) -> dict | None:
     if action is None:
         return None
-    return {"id": str(action.pk), "agent": action.agent.name, "action_type": action.action_type,
-            "summary": privacy.text_mask(action.summary)[:300], "status": action.status, "tier": action.tier,
-            "review_state": action.review_state, "escalation_level": action.escalation_level}
+    return {
+        "id": str(action.pk),
+        "agent": action.agent.name,
+        "action_type": action.action_type,
+        "summary": privacy.text_mask(action.summary)[:300],
+        "status": action.status,
+        "tier": action.tier,
+        "review_state": action.review_state,
+        "escalation_level": action.escalation_level,
+    }
 
 
 def _text(event: str, action: Action | None, data: dict | None) -> str:
@@ -130,6 +170,7 @@ def _dispatch(ids: list[int]) -> None:
 
 # ------------------------------------------------------------- delivery ---
 
+
 @shared_task(name="reviewqueue.deliver", time_limit=30, ignore_result=True, acks_late=True)
 def deliver_task(message_id: int, **kwargs) -> None:
     """First try of one outbox message, queued when its event commits."""
@@ -151,9 +192,9 @@ def _claim(message_id: int, now: datetime) -> OutboxMessage | None:
     # A lease, not a lock held across the HTTP call: of two workers only one
     # wins the conditional UPDATE; if it dies, the lease runs out and the
     # message is tried again (at least once, never twice at the same time).
-    won = OutboxMessage.objects.filter(
-        pk=message_id, status=OutboxStatus.PENDING, next_attempt_at__lte=now
-    ).update(next_attempt_at=now + LEASE)
+    won = OutboxMessage.objects.filter(pk=message_id, status=OutboxStatus.PENDING, next_attempt_at__lte=now).update(
+        next_attempt_at=now + LEASE
+    )
     return OutboxMessage.objects.select_related("agent").get(pk=message_id) if won else None
 
 
@@ -195,7 +236,7 @@ def _failed(message: OutboxMessage, error: str) -> str:
         logger.warning("outbox message %s is a dead letter: %s", message.pk, error)
         return "dead"
     base = settings.REVIEWQUEUE["OUTBOX_BACKOFF_SECONDS"]
-    delay = random.uniform(0, base * 2 ** attempts)  # noqa: S311 (full jitter, not a secret)
+    delay = random.uniform(0, base * 2**attempts)  # noqa: S311 (full jitter, not a secret)
     OutboxMessage.objects.filter(pk=message.pk).update(
         attempts=attempts, last_error=error, next_attempt_at=timezone.now() + timedelta(seconds=delay)
     )
@@ -211,8 +252,11 @@ def _send(message: OutboxMessage) -> None:
         return
     if message.kind == AGENT_WEBHOOK:
         body = json.dumps(message.body, separators=(",", ":"), ensure_ascii=False).encode()
-        headers = {"Content-Type": "application/json", "X-Reviewqueue-Event": message.event,
-                   **signature_headers(message, body, timezone.now())}
+        headers = {
+            "Content-Type": "application/json",
+            "X-Reviewqueue-Event": message.event,
+            **signature_headers(message, body, timezone.now()),
+        }
     elif message.kind == "slack":
         body = json.dumps({"text": message.body["text"]}).encode()
         headers = {"Content-Type": "application/json"}
@@ -256,9 +300,11 @@ def _breaker_allows(key: str, now: datetime) -> bool:
         return False
     # Half-open: exactly one probe goes through (a conditional UPDATE picks it).
     stale = now - LEASE
-    return bool(CircuitBreaker.objects.filter(pk=key).filter(
-        Q(probe_started_at__isnull=True) | Q(probe_started_at__lt=stale)
-    ).update(probe_started_at=now))
+    return bool(
+        CircuitBreaker.objects.filter(pk=key)
+        .filter(Q(probe_started_at__isnull=True) | Q(probe_started_at__lt=stale))
+        .update(probe_started_at=now)
+    )
 
 
 def _breaker_record(key: str, *, ok: bool, now: datetime) -> None:
@@ -271,7 +317,7 @@ def _breaker_record(key: str, *, ok: bool, now: datetime) -> None:
             window_start = now - limits["BREAKER_WINDOW"]
             recent = [t for t in breaker.failures if datetime.fromisoformat(t) >= window_start]
             recent.append(now.isoformat())
-            breaker.failures = recent[-limits["BREAKER_FAILURES"]:]
+            breaker.failures = recent[-limits["BREAKER_FAILURES"] :]
             if breaker.probe_started_at is not None or len(recent) >= limits["BREAKER_FAILURES"]:
                 breaker.open_until = now + limits["BREAKER_COOLDOWN"]
             breaker.probe_started_at = None
@@ -282,7 +328,8 @@ def outbox_sweep(*, limit: int = 200) -> int:
     """Deliver every due message (first tries whose task was lost, and retries)."""
     due = list(
         OutboxMessage.objects.filter(status=OutboxStatus.PENDING, next_attempt_at__lte=timezone.now())
-        .order_by("next_attempt_at").values_list("pk", flat=True)[:limit]
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:limit]
     )
     for message_id in due:
         deliver(message_id)

@@ -162,7 +162,7 @@ class _Masker:
         out, at = [], 0
         for match in pattern.finditer(text):
             ref = self.base_token(match.group(1)) if self.typed else self.known[match.group()]
-            out += [self.detect(text[at:match.start()], path), ref]
+            out += [self.detect(text[at : match.start()], path), ref]
             at = match.end()
         return "".join(out) + self.detect(text[at:], path)
 
@@ -267,8 +267,11 @@ class Revealed:
 def text_fields_masked(action: Action) -> list[str]:
     """Which of an action's texts a reveal shows in the clear hold personal data (masked otherwise)."""
     reasons = action.risk_reasons if isinstance(action.risk_reasons, list) else []
-    texts = (("summary", [action.summary]), ("rationale", [action.rationale]),
-             ("risk_reasons", [str(r) for r in reasons]))
+    texts = (
+        ("summary", [action.summary]),
+        ("rationale", [action.rationale]),
+        ("risk_reasons", [str(r) for r in reasons]),
+    )
     return [name for name, values in texts if any(text_mask(v or "") != (v or "") for v in values)]
 
 
@@ -280,14 +283,20 @@ def action_reveal(*, action: Action, user: AbstractBaseUser, via: str = "dashboa
     texts = text_fields_masked(action)  # shown in the clear with the payload
     with transaction.atomic():
         audit_append(
-            kind="action.pii_revealed", actor=f"user:{user.get_username()}", action=action,
+            kind="action.pii_revealed",
+            actor=f"user:{user.get_username()}",
+            action=action,
             data={"fields": [*masked.paths, *texts], "count": masked.count, "via": via},
         )
     return Revealed(
-        payload=action.payload, approved_payload=action.approved_payload, summary=action.summary,
-        rationale=action.rationale, context=action.context,
-        edited_payloads=[(d, d.edited_payload) for d in action.decisions.select_related("user")
-                         if d.edited_payload is not None],
+        payload=action.payload,
+        approved_payload=action.approved_payload,
+        summary=action.summary,
+        rationale=action.rationale,
+        context=action.context,
+        edited_payloads=[
+            (d, d.edited_payload) for d in action.decisions.select_related("user") if d.edited_payload is not None
+        ],
     )
 
 

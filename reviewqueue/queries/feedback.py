@@ -42,10 +42,17 @@ def labels() -> Iterator[riskrouter.LabeledAction]:
             continue
         yield riskrouter.LabeledAction(
             action=riskrouter.ActionInput(
-                action_type=action.action_type, payload=action.payload, summary=action.summary, tool=action.tool,
-                rationale=action.rationale, agent=action.agent.name, context=action.context,
+                action_type=action.action_type,
+                payload=action.payload,
+                summary=action.summary,
+                tool=action.tool,
+                rationale=action.rationale,
+                agent=action.agent.name,
+                context=action.context,
             ),
-            label=label[0], weight=label[1], source=f"decision:{decision.pk}",
+            label=label[0],
+            weight=label[1],
+            source=f"decision:{decision.pk}",
         )
 
 
@@ -68,8 +75,12 @@ def override_report(*, since: datetime | None = None, limit: int = 50) -> tuple[
         row["too_low"] += (tier, kind) in TOO_LOW
         row["too_high"] += (tier, kind) in TOO_HIGH
     report = [
-        {"agent": agent, "action_type": action_type, **row,
-         "override_rate": (row["too_low"] + row["too_high"]) / row["decisions"]}
+        {
+            "agent": agent,
+            "action_type": action_type,
+            **row,
+            "override_rate": (row["too_low"] + row["too_high"]) / row["decisions"],
+        }
         for (agent, action_type), row in rows.items()
     ]
     report.sort(key=lambda r: (-r["override_rate"], -r["decisions"], r["agent"], r["action_type"]))

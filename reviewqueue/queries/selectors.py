@@ -107,7 +107,8 @@ class QueueFilters:
         return cls(
             agent=(params.get("agent") or "").strip()[:100],
             action_type=(params.get("action_type") or "").strip()[:128],
-            risk_min=score("risk_min"), risk_max=score("risk_max"),
+            risk_min=score("risk_min"),
+            risk_max=score("risk_max"),
             text=(params.get("q") or "").strip()[:200],
         ), errors
 
@@ -125,9 +126,13 @@ class QueueFilters:
         return queryset
 
     def query(self) -> dict[str, str]:
-        pairs = {"agent": self.agent, "action_type": self.action_type, "q": self.text,
-                 "risk_min": "" if self.risk_min is None else f"{self.risk_min:g}",
-                 "risk_max": "" if self.risk_max is None else f"{self.risk_max:g}"}
+        pairs = {
+            "agent": self.agent,
+            "action_type": self.action_type,
+            "q": self.text,
+            "risk_min": "" if self.risk_min is None else f"{self.risk_min:g}",
+            "risk_max": "" if self.risk_max is None else f"{self.risk_max:g}",
+        }
         return {k: v for k, v in pairs.items() if v}
 
 
@@ -155,8 +160,6 @@ def _cursor_decode(cursor: str | None) -> list[str] | None:
         return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split("|")
     except (ValueError, UnicodeDecodeError):
         return None
-
-
 
 
 def _after(queryset, cursor: str | None, field: str):
@@ -190,9 +193,7 @@ def queue_page(*, user, tab: Tab, filters: QueueFilters, cursor: str | None = No
         queryset = _escalated_to(user)
         field = "sla_due_at"
     queryset = _after(filters.apply(queryset), cursor, field)
-    rows = list(
-        queryset.select_related("agent", "claimed_by").only(*_ROW_FIELDS).order_by(field, "pk")[: limit + 1]
-    )
+    rows = list(queryset.select_related("agent", "claimed_by").only(*_ROW_FIELDS).order_by(field, "pk")[: limit + 1])
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
@@ -213,12 +214,31 @@ def _readable_matches(page: QueuePage, *, filters: QueueFilters) -> QueuePage:
 
 
 _ROW_FIELDS = (
-    "id", "summary", "action_type", "risk_score", "risk_reasons", "sla_due_at", "created_at", "four_eyes",
-    "escalated_to", "claim_expires_at", "status", "tier", "review_state", "agent", "agent__name", "claimed_by",
+    "id",
+    "summary",
+    "action_type",
+    "risk_score",
+    "risk_reasons",
+    "sla_due_at",
+    "created_at",
+    "four_eyes",
+    "escalated_to",
+    "claim_expires_at",
+    "status",
+    "tier",
+    "review_state",
+    "agent",
+    "agent__name",
+    "claimed_by",
     "claimed_by__username",
 )
-FINAL_KINDS = (DecisionKind.APPROVE, DecisionKind.EDIT_APPROVE, DecisionKind.REJECT,
-               DecisionKind.CONFIRM, DecisionKind.FLAG)
+FINAL_KINDS = (
+    DecisionKind.APPROVE,
+    DecisionKind.EDIT_APPROVE,
+    DecisionKind.REJECT,
+    DecisionKind.CONFIRM,
+    DecisionKind.FLAG,
+)
 
 
 def _decided_page(filters: QueueFilters, cursor: str | None, limit: int) -> QueuePage:
@@ -229,8 +249,15 @@ def _decided_page(filters: QueueFilters, cursor: str | None, limit: int) -> Queu
     queryset = filters.apply(queryset, prefix="action__")
     decisions = list(
         queryset.select_related("action__agent", "user")
-        .only("id", "kind", "created_at", "action", "user", "user__username",
-              *(f"action__{f}" for f in _ROW_FIELDS if f != "claimed_by__username"))
+        .only(
+            "id",
+            "kind",
+            "created_at",
+            "action",
+            "user",
+            "user__username",
+            *(f"action__{f}" for f in _ROW_FIELDS if f != "claimed_by__username"),
+        )
         .order_by("-pk")[: limit + 1]
     )
     next_cursor = None
@@ -255,9 +282,7 @@ def queue_counts(*, user) -> dict[Tab, int]:
     return {
         Tab.BLOCKING: capped(Action.objects.open_blocking().filter(_visible(user))),
         Tab.ASYNC: capped(Action.objects.open_async().filter(_visible(user))),
-        Tab.ESCALATED: capped(
-            _escalated_to(user)
-        ),
+        Tab.ESCALATED: capped(_escalated_to(user)),
         Tab.DECIDED: capped(Decision.objects.filter(user=user, created_at__gte=since, kind__in=FINAL_KINDS)),
     }
 
@@ -279,8 +304,7 @@ def action_get_for_reviewer(*, user, action_id: uuid.UUID) -> Action:
     """An action for a reviewer's page: 403 without a reviewer role, 404 if missing."""
     require_reviewer(user)
     action = (
-        Action.objects.select_related("agent", "decided_by", "claimed_by", "reviewed_by")
-        .filter(pk=action_id).first()
+        Action.objects.select_related("agent", "decided_by", "claimed_by", "reviewed_by").filter(pk=action_id).first()
     )
     if action is None:
         raise NotFound("No such action.")
@@ -303,8 +327,18 @@ def action_context(*, action: Action, conversation_limit: int = 50, similar_limi
     if action.conversation_id:
         conversation = list(
             Action.objects.filter(agent_id=action.agent_id, conversation_id=action.conversation_id)
-            .only("id", "action_type", "summary", "status", "tier", "review_state", "created_at", "cost",
-                  "risk_score", "agent_id")
+            .only(
+                "id",
+                "action_type",
+                "summary",
+                "status",
+                "tier",
+                "review_state",
+                "created_at",
+                "cost",
+                "risk_score",
+                "agent_id",
+            )
             .order_by("created_at")[:conversation_limit]
         )
     cost: dict[str, float] = {"usd": 0.0, "input_tokens": 0, "output_tokens": 0}
@@ -321,9 +355,23 @@ def action_context(*, action: Action, conversation_limit: int = 50, similar_limi
             | Q(tier=Tier.ASYNC_REVIEW, review_state__in=[ReviewState.CONFIRMED, ReviewState.FLAGGED])
         )
         .select_related("decided_by", "reviewed_by")
-        .only("id", "summary", "status", "tier", "review_state", "created_at", "decided_at", "decision_by_label",
-              "decision_note", "review_note", "reviewed_at", "agent_id", "approved_payload_sha256",
-              "decided_by__username", "reviewed_by__username")
+        .only(
+            "id",
+            "summary",
+            "status",
+            "tier",
+            "review_state",
+            "created_at",
+            "decided_at",
+            "decision_by_label",
+            "decision_note",
+            "review_note",
+            "reviewed_at",
+            "agent_id",
+            "approved_payload_sha256",
+            "decided_by__username",
+            "reviewed_by__username",
+        )
         .order_by("-created_at")[:similar_limit]
     )
     decisions = list(action.decisions.select_related("user").order_by("created_at"))
@@ -360,8 +408,11 @@ def pending_in_scope(scope: str) -> int:
     from reviewqueue.controls.killswitch import scope_covers
 
     rows = Action.objects.filter(status=Status.PENDING).values_list("agent__name", "action_type", "tool")
-    return sum(1 for agent_name, action_type, tool in rows.iterator()
-               if scope_covers(scope, agent_name=agent_name, action_type=action_type, tool=tool))
+    return sum(
+        1
+        for agent_name, action_type, tool in rows.iterator()
+        if scope_covers(scope, agent_name=agent_name, action_type=action_type, tool=tool)
+    )
 
 
 def ops_dead_letters(*, limit: int = 100):

@@ -68,6 +68,7 @@ def _access(view):
 
 # ----------------------------------------------------------------- queues ---
 
+
 @require_GET
 @login_required
 def home(request: HtmxHttpRequest) -> HttpResponse:
@@ -91,13 +92,21 @@ def queue(request: HtmxHttpRequest, tab: str) -> HttpResponse:
     filters, filter_errors = QueueFilters.parse(request.GET)
     cursor = request.GET.get("after") or None
     page = selectors.queue_page(
-        user=request.user, tab=tab, filters=filters, cursor=cursor,
+        user=request.user,
+        tab=tab,
+        filters=filters,
+        cursor=cursor,
         limit=settings.REVIEWQUEUE["QUEUE_PAGE_SIZE"],
     )
     context = {
-        "tab": tab, "tab_label": selectors.TAB_LABELS[tab], "page": page, "filters": filters,
+        "tab": tab,
+        "tab_label": selectors.TAB_LABELS[tab],
+        "page": page,
+        "filters": filters,
         "rows": _rows(page.rows, tab),
-        "filter_errors": filter_errors, "filter_query": filters.query(), "cursor": cursor,
+        "filter_errors": filter_errors,
+        "filter_query": filters.query(),
+        "cursor": cursor,
         "poll_seconds": settings.REVIEWQUEUE["QUEUE_POLL_SECONDS"],
     }
     if request.htmx:
@@ -134,24 +143,38 @@ def _rows(rows: list[selectors.QueueRow], tab: Tab) -> list[dict]:
         a = row.action
         reasons = a.risk_reasons if isinstance(a.risk_reasons, list) else []
         item = {
-            "id": str(a.pk), "href": base.format(a.pk), "summary": _short(shown(a.summary), 160),
-            "reason": _short(shown(str(reasons[0])), 110) if reasons else "", "more": max(len(reasons) - 1, 0),
-            "agent": a.agent.name, "action_type": a.action_type, "score": f"{a.risk_score:.2f}",
-            "tier": a.tier, "four_eyes": a.four_eyes, "escalated_to": a.escalated_to,
+            "id": str(a.pk),
+            "href": base.format(a.pk),
+            "summary": _short(shown(a.summary), 160),
+            "reason": _short(shown(str(reasons[0])), 110) if reasons else "",
+            "more": max(len(reasons) - 1, 0),
+            "agent": a.agent.name,
+            "action_type": a.action_type,
+            "score": f"{a.risk_score:.2f}",
+            "tier": a.tier,
+            "four_eyes": a.four_eyes,
+            "escalated_to": a.escalated_to,
             "sla_iso": a.sla_due_at.isoformat() if a.sla_due_at else "",
             "sla_text": a.sla_due_at.strftime("due %H:%M:%S UTC") if a.sla_due_at else "",
             "claimed_by": a.claimed_by.get_username()
-            if a.claimed_by and a.claim_expires_at and a.claim_expires_at > now else "",
+            if a.claimed_by and a.claim_expires_at and a.claim_expires_at > now
+            else "",
         }
         if row.decision is not None:
             d = row.decision
-            item.update(kind=d.kind, kind_label=d.get_kind_display(), decided_iso=d.created_at.isoformat(),
-                        decided_text=d.created_at.strftime("%Y-%m-%d %H:%M"), decided_by=d.user.get_username())
+            item.update(
+                kind=d.kind,
+                kind_label=d.get_kind_display(),
+                decided_iso=d.created_at.isoformat(),
+                decided_text=d.created_at.strftime("%Y-%m-%d %H:%M"),
+                decided_by=d.user.get_username(),
+            )
         out.append(item)
     return out
 
 
 # ---------------------------------------------------------- action's page ---
+
 
 def _page_context(request, action: Action, **extra) -> dict:
     user = request.user
@@ -181,7 +204,8 @@ def _page_context(request, action: Action, **extra) -> dict:
         ),
         "approved_diff": (
             privacy.payload_diff(action.payload, action.approved_payload)
-            if action.approved_payload is not None and action.approved_payload != action.payload else None
+            if action.approved_payload is not None and action.approved_payload != action.payload
+            else None
         ),
         "previous_id": previous,
         "next_id": following,
@@ -212,10 +236,16 @@ def action_claim(request: HtmxHttpRequest, action_id: uuid.UUID) -> HttpResponse
         action = lifecycle.action_release(action=action, user=request.user)
     else:
         _, action = lifecycle.action_claim(
-            action=action, user=request.user, take_over=bool(request.POST.get("take_over")),
+            action=action,
+            user=request.user,
+            take_over=bool(request.POST.get("take_over")),
         )
-    context = {"action": action, "claim_held_by_me": action.claimed_by_id == request.user.pk,
-               "closed": not action.is_open, "now_at": timezone.now()}
+    context = {
+        "action": action,
+        "claim_held_by_me": action.claimed_by_id == request.user.pk,
+        "closed": not action.is_open,
+        "now_at": timezone.now(),
+    }
     if request.htmx:
         return render(request, "reviewqueue/action.html#claim", context)
     return redirect("action", action_id=action.pk)
@@ -232,10 +262,14 @@ def action_reveal(request: HtmxHttpRequest, action_id: uuid.UUID) -> HttpRespons
     payload = privacy.action_reveal(action=action, user=request.user).payload
     revealed = json.dumps(payload, indent=2, ensure_ascii=False)
     if request.htmx:
-        return render(request, "reviewqueue/action.html#reveal-answer",
-                      {"action": action, "revealed_payload": revealed, "revealed": True, "oob": True})
-    return render(request, "reviewqueue/action.html",
-                  _page_context(request, action, revealed_payload=revealed, revealed=True))
+        return render(
+            request,
+            "reviewqueue/action.html#reveal-answer",
+            {"action": action, "revealed_payload": revealed, "revealed": True, "oob": True},
+        )
+    return render(
+        request, "reviewqueue/action.html", _page_context(request, action, revealed_payload=revealed, revealed=True)
+    )
 
 
 def _parse_edit(text: str) -> dict:
@@ -268,19 +302,27 @@ def action_edit_preview(request: HtmxHttpRequest, action_id: uuid.UUID) -> HttpR
 
 
 _SUCCESS = {
-    "approve": "You approved", "edit": "You edited and approved", "reject": "You rejected",
-    "escalate": "You escalated to senior reviewers", "confirm": "You confirmed", "flag": "You flagged",
+    "approve": "You approved",
+    "edit": "You edited and approved",
+    "reject": "You rejected",
+    "escalate": "You escalated to senior reviewers",
+    "confirm": "You confirmed",
+    "flag": "You flagged",
 }
 
 
 def _still_pending(*, edited: bool, newly_four_eyes: bool) -> str:
     """What a reviewer is told when their approval leaves the action pending."""
     if edited and newly_four_eyes:
-        return ("Your edit changed the risk (see the reasons): it now needs four eyes. Your approval of the edited "
-                "payload is recorded; another reviewer must approve it before the agent may execute it.")
+        return (
+            "Your edit changed the risk (see the reasons): it now needs four eyes. Your approval of the edited "
+            "payload is recorded; another reviewer must approve it before the agent may execute it."
+        )
     if edited:
-        return ("Your approval of the edited payload is recorded; another reviewer must approve this exact payload "
-                "before the agent may execute it (four eyes).")
+        return (
+            "Your approval of the edited payload is recorded; another reviewer must approve this exact payload "
+            "before the agent may execute it (four eyes)."
+        )
     return "Your approval is recorded; a second reviewer must approve this exact payload too (four eyes)."
 
 
@@ -311,8 +353,13 @@ def action_decide(request: HtmxHttpRequest, action_id: uuid.UUID) -> HttpRespons
     tab = Tab.ASYNC if action.tier == Tier.ASYNC_REVIEW else Tab.BLOCKING
     try:
         if decision in ("approve", "reject"):
-            result = lifecycle.action_decide(action=action, user=user, approve=decision == "approve", note=note,
-                                             seen_sha256=_seen_sha256(action, request.POST.get("payload_seal")))
+            result = lifecycle.action_decide(
+                action=action,
+                user=user,
+                approve=decision == "approve",
+                note=note,
+                seen_sha256=_seen_sha256(action, request.POST.get("payload_seal")),
+            )
         elif decision == "edit":
             if not privacy.payload_mask(action.payload).editable:
                 raise InvalidInput("This payload can't be edited here (it contains ⟦ or ⟧).")
@@ -330,8 +377,11 @@ def action_decide(request: HtmxHttpRequest, action_id: uuid.UUID) -> HttpRespons
     except (InvalidInput, IllegalTransition, Forbidden) as exc:
         action.refresh_from_db()
         # Masked as the page is: a refusal may quote the (unmasked) edit or its routing.
-        extra = {"form_error": privacy.text_mask(exc.message, like=action.payload), "form_decision": decision,
-                 "form_note": note}
+        extra = {
+            "form_error": privacy.text_mask(exc.message, like=action.payload),
+            "form_decision": decision,
+            "form_note": note,
+        }
         if decision == "edit":
             extra["edit_text"] = request.POST.get("payload", "")
         status = 403 if isinstance(exc, Forbidden) else 422
@@ -348,15 +398,21 @@ def action_decide(request: HtmxHttpRequest, action_id: uuid.UUID) -> HttpRespons
 
 # -------------------------------------------------------------------- ops ---
 
+
 @require_GET
 @login_required
 @_access
 def kill_switches(request: HtmxHttpRequest) -> HttpResponse:
     """Every switch, and the form to engage or release one."""
     selectors.require_ops(request.user)
-    return render(request, "reviewqueue/kill_switches.html", {
-        "switches": selectors.kill_switches_all(), "agents": selectors.agents_for_filter(),
-    })
+    return render(
+        request,
+        "reviewqueue/kill_switches.html",
+        {
+            "switches": selectors.kill_switches_all(),
+            "agents": selectors.agents_for_filter(),
+        },
+    )
 
 
 def _scope_from(post) -> str:
@@ -383,15 +439,28 @@ def kill_switch_change(request: HtmxHttpRequest) -> HttpResponse:
     except ServiceError as exc:
         error = exc.message
     if error:
-        return render(request, "reviewqueue/kill_switches.html", {
-            "switches": selectors.kill_switches_all(), "agents": selectors.agents_for_filter(),
-            "form_error": error, "form": request.POST,
-        }, status=422)
+        return render(
+            request,
+            "reviewqueue/kill_switches.html",
+            {
+                "switches": selectors.kill_switches_all(),
+                "agents": selectors.agents_for_filter(),
+                "form_error": error,
+                "form": request.POST,
+            },
+            status=422,
+        )
     if request.POST.get("confirmed") != "yes":
-        return render(request, "reviewqueue/kill_switch_confirm.html", {
-            "scope": scope, "engage": engage, "reason": reason,
-            "pending": selectors.pending_in_scope(scope) if engage else 0,
-        })
+        return render(
+            request,
+            "reviewqueue/kill_switch_confirm.html",
+            {
+                "scope": scope,
+                "engage": engage,
+                "reason": reason,
+                "pending": selectors.pending_in_scope(scope) if engage else 0,
+            },
+        )
     _, halted = kill_switch_set(scope=scope, engaged=engage, reason=reason, actor=f"user:{request.user.get_username()}")
     if engage:
         messages.warning(request, f"Kill switch {scope} engaged; {halted} pending action(s) halted.")

@@ -158,9 +158,11 @@ def test_two_browsers_race_and_exactly_one_decision_counts(signed_in, reviewer, 
     assert action.status == ("approved" if winner.kind == "approve" else "rejected")
 
 
-INJECTED = "main script, main img, main svg, main iframe, main object, main embed, main video, main audio, " \
-           "main marquee, main style, main link, main meta, main base, main input[autofocus], main [hx-trigger='load'], " \
-           "main a[href^='javascript'], main [onerror], main [onload], main #hxon, main b, main math, main template"
+INJECTED = (
+    "main script, main img, main svg, main iframe, main object, main embed, main video, main audio, "
+    "main marquee, main style, main link, main meta, main base, main input[autofocus], main [hx-trigger='load'], "
+    "main a[href^='javascript'], main [onerror], main [onload], main #hxon, main b, main math, main template"
+)
 
 
 def _assert_inert(page, sample: str):
@@ -171,21 +173,29 @@ def _assert_inert(page, sample: str):
     expect(page.locator("main")).to_contain_text(sample)  # shown, as text
 
 
-def test_the_xss_corpus_stays_inert_in_summaries_rationale_and_payload(signed_in, reviewer, senior_reviewer, agent_client):
+def test_the_xss_corpus_stays_inert_in_summaries_rationale_and_payload(
+    signed_in, reviewer, senior_reviewer, agent_client
+):
     from tests.e2e.xss_corpus import VECTORS
 
     assert len(VECTORS) >= 30
     actions = []
     for start in range(0, len(VECTORS), 8):
-        chunk = VECTORS[start:start + 8]
-        actions.append(d.blocking(
-            agent_client,
-            summary=" | ".join(chunk),
-            rationale="\n".join(VECTORS),
-            payload={**{vector: vector for vector in VECTORS}, "amount": 1500, "nested": {"list": VECTORS[:5]},
-                     "contact": "jane.doe@example.org"},
-            conversation_id="conv-xss",
-        ))
+        chunk = VECTORS[start : start + 8]
+        actions.append(
+            d.blocking(
+                agent_client,
+                summary=" | ".join(chunk),
+                rationale="\n".join(VECTORS),
+                payload={
+                    **{vector: vector for vector in VECTORS},
+                    "amount": 1500,
+                    "nested": {"list": VECTORS[:5]},
+                    "contact": "jane.doe@example.org",
+                },
+                conversation_id="conv-xss",
+            )
+        )
     page = signed_in(senior_reviewer)
     page.goto("/queue/blocking/")
     expect(page.locator("tr[data-row]")).to_have_count(len(actions))
@@ -202,7 +212,9 @@ def test_the_xss_corpus_stays_inert_in_summaries_rationale_and_payload(signed_in
     expect(page.locator("#payload-json")).to_contain_text("jane.doe@example.org")
     _assert_inert(page, VECTORS[0])
     page.keyboard.press("e")
-    page.get_by_label("Payload (JSON", exact=False).fill('{"<img src=x onerror=window.__xss=1>": "<script>window.__xss=1</script>"}')
+    page.get_by_label("Payload (JSON", exact=False).fill(
+        '{"<img src=x onerror=window.__xss=1>": "<script>window.__xss=1</script>"}'
+    )
     expect(page.locator("#edit-preview")).to_contain_text("<script>window.__xss=1</script>")
     _assert_inert(page, VECTORS[0])
     # And once decided, on the Decided tab.
@@ -224,8 +236,14 @@ def test_pages_fit_desktop_and_tablet_widths_and_screenshots_are_taken(signed_in
 
     first = None
     for action_type in ["payments.transfer", "GmailSendEmail", "run_shell_command", "files.delete", "execute_sql"]:
-        action = d.submit(agent_client, **{**golden(action_type), "conversation_id": "conv-demo",
-                                           "cost": {"usd": 0.0123, "input_tokens": 2100, "output_tokens": 300}})
+        action = d.submit(
+            agent_client,
+            **{
+                **golden(action_type),
+                "conversation_id": "conv-demo",
+                "cost": {"usd": 0.0123, "input_tokens": 2100, "output_tokens": 300},
+            },
+        )
         first = first or action
     d.async_review(agent_client)
     for width, height, name in [(1280, 860, "desktop"), (820, 1180, "tablet")]:
@@ -237,8 +255,12 @@ def test_pages_fit_desktop_and_tablet_widths_and_screenshots_are_taken(signed_in
             page.screenshot(path=str(out / "queue.png"))
         page.goto(f"/actions/{first.pk}/")
         expect(page.get_by_role("complementary", name="Decision")).to_be_visible()
-        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), "the action page scrolls sideways"
-        page.screenshot(path=str(out / ("action.png" if name == "desktop" else "action-tablet.png")), full_page=name == "desktop")
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), (
+            "the action page scrolls sideways"
+        )
+        page.screenshot(
+            path=str(out / ("action.png" if name == "desktop" else "action-tablet.png")), full_page=name == "desktop"
+        )
         # Every form control has a label.
         unlabeled = page.evaluate("""[...document.querySelectorAll('main input:not([type=hidden]), main textarea, main select')]
             .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')).map(el => el.name)""")

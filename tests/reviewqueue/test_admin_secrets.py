@@ -84,10 +84,19 @@ def _add_form(admin: Admin) -> tuple[httpx.Response, dict]:
 def test_creating_an_agent_shows_its_key_and_webhook_secret_once_and_never_in_a_cookie(live_server, admin_browser):
     page, hidden = _add_form(admin_browser)
 
-    shown = admin_browser.post("/admin/reviewqueue/agent/add/", {
-        **hidden, "name": "invoice-bot", "description": "", "scopes": '["invoices.*"]',
-        "rate_limit_per_minute": "120", "conversation_rate_limit_per_minute": "30", "is_active": "on",
-    }, page)
+    shown = admin_browser.post(
+        "/admin/reviewqueue/agent/add/",
+        {
+            **hidden,
+            "name": "invoice-bot",
+            "description": "",
+            "scopes": '["invoices.*"]',
+            "rate_limit_per_minute": "120",
+            "conversation_rate_limit_per_minute": "30",
+            "is_active": "on",
+        },
+        page,
+    )
 
     assert shown.status_code == 200, shown.text[:500]
     agent = Agent.objects.get(name="invoice-bot")
@@ -106,9 +115,14 @@ def test_rotating_keys_in_the_admin_shows_the_new_keys_once_and_never_in_a_cooki
 
     first, second = make_agent("rota-1"), make_agent("rota-2")
 
-    shown = admin_browser.post("/admin/reviewqueue/agent/", {
-        "action": "rotate_key", "index": "0", "_selected_action": [first.agent.pk, second.agent.pk],
-    })
+    shown = admin_browser.post(
+        "/admin/reviewqueue/agent/",
+        {
+            "action": "rotate_key",
+            "index": "0",
+            "_selected_action": [first.agent.pk, second.agent.pk],
+        },
+    )
 
     assert shown.status_code == 200, shown.text[:500]
     keys = KEY.findall(shown.text)

@@ -16,13 +16,18 @@ from tests.conftest import make_agent, submission
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-WIRE = {"action_type": "payments.transfer", "tool": "bank.transfers.create", "summary": "Wire $48,000 to ACME Ltd",
-        "payload": {"amount": 48000, "currency": "USD", "iban": "DE89370400440532013000"}}
+WIRE = {
+    "action_type": "payments.transfer",
+    "tool": "bank.transfers.create",
+    "summary": "Wire $48,000 to ACME Ltd",
+    "payload": {"amount": 48000, "currency": "USD", "iban": "DE89370400440532013000"},
+}
 
 
 def _http(live_server, client, headers=None) -> httpx.Client:
-    return httpx.Client(base_url=live_server.url, timeout=30,
-                        headers={"Authorization": f"Bearer {client.key}", **(headers or {})})
+    return httpx.Client(
+        base_url=live_server.url, timeout=30, headers={"Authorization": f"Bearer {client.key}", **(headers or {})}
+    )
 
 
 def _submit(http, **overrides):
@@ -35,12 +40,14 @@ def _engage(scope: str) -> None:
 
 # ------------------------------------------------- scopes cover the tool ---
 
+
 def test_an_agent_scoped_to_crm_read_cannot_run_a_stripe_transfer_through_the_tool(live_server):
     client = make_agent("crm-reader", scopes=["crm.read"])
     with _http(live_server, client) as http:
         refused = _submit(http, action_type="crm.read", tool="stripe.transfers.create")
-        allowed = _submit(http, action_type="crm.read", tool="crm_read", payload={"contact": "c_1"},
-                          summary="Look up contact c_1")
+        allowed = _submit(
+            http, action_type="crm.read", tool="crm_read", payload={"contact": "c_1"}, summary="Look up contact c_1"
+        )
 
     assert refused.status_code == 403
     assert refused.json()["error"]["code"] == "scope_denied"
@@ -74,10 +81,20 @@ def test_engaging_a_switch_halts_pending_actions_whose_tool_it_covers(live_serve
 
 # ------------------------------------------- matching ignores spelling ---
 
-@pytest.mark.parametrize("action_type", [
-    "Payments.Refund", "payments:refund", "payments_refund", "PaymentsRefund", "PAYMENTS-REFUND",
-    "paymentsRefund", "payments", "PAYMENTS",
-])
+
+@pytest.mark.parametrize(
+    "action_type",
+    [
+        "Payments.Refund",
+        "payments:refund",
+        "payments_refund",
+        "PaymentsRefund",
+        "PAYMENTS-REFUND",
+        "paymentsRefund",
+        "payments",
+        "PAYMENTS",
+    ],
+)
 def test_a_switch_on_payments_covers_every_spelling_of_payments(live_server, action_type):
     client = make_agent("billing-bot")
     _engage("action_type:payments.*")
@@ -92,16 +109,23 @@ def test_a_switch_on_payments_leaves_other_names_alone(live_server):
     client = make_agent("billing-bot")
     _engage("action_type:payments.*")
     with _http(live_server, client) as http:
-        statuses = [_submit(http, action_type=name, tool="", payload={"q": "x"}, summary="Look it up").status_code
-                    for name in ("payroll.run", "paymentsx.lookup", "crm.payments_note")]
+        statuses = [
+            _submit(http, action_type=name, tool="", payload={"q": "x"}, summary="Look it up").status_code
+            for name in ("payroll.run", "paymentsx.lookup", "crm.payments_note")
+        ]
 
     assert statuses == [201, 201, 201]
 
 
-@pytest.mark.parametrize(("action_type", "tool"), [
-    ("Payments:Refund", "STRIPE_REFUNDS_CREATE"), ("payments_refund", "stripe/refunds/create"),
-    ("PaymentsRefund", "StripeRefundsCreate"), ("payments", "stripe"),
-])
+@pytest.mark.parametrize(
+    ("action_type", "tool"),
+    [
+        ("Payments:Refund", "STRIPE_REFUNDS_CREATE"),
+        ("payments_refund", "stripe/refunds/create"),
+        ("PaymentsRefund", "StripeRefundsCreate"),
+        ("payments", "stripe"),
+    ],
+)
 def test_scopes_admit_every_spelling_of_what_they_name(live_server, action_type, tool):
     client = make_agent("billing-bot", scopes=["payments.*", "stripe.*"])
     with _http(live_server, client) as http:
@@ -121,6 +145,7 @@ def test_a_tool_spelled_with_look_alike_letters_is_refused_as_bad_input(live_ser
 
 
 # ------------------------------------------------ refusals are not free ---
+
 
 def test_a_flood_of_refusals_is_rate_limited_and_audited_in_aggregate(live_server):
     from reviewqueue.controls.refusals import refusals_fold
@@ -156,6 +181,7 @@ def test_bad_input_counts_against_the_rate_limit(live_server):
 
 
 # ----------------------------------------------------- waiting is bounded ---
+
 
 def test_an_agent_gets_a_bounded_number_of_concurrent_waits(live_server, settings):
     settings.REVIEWQUEUE = {**settings.REVIEWQUEUE, "WAIT_MAX_PER_AGENT": 3}
@@ -197,10 +223,16 @@ def test_an_agent_gets_a_bounded_number_of_concurrent_waits(live_server, setting
 
 # ------------------------------- replays and revoked keys under a switch ---
 
+
 def test_a_replayed_key_answers_423_while_a_kill_switch_covers_the_action(live_server):
     client = make_agent("billing-bot")
-    lookup = {"action_type": "crm.lookup", "tool": "crm.search", "payload": {"q": "acme"},
-              "summary": "Look up ACME's account", "callback_url": ""}
+    lookup = {
+        "action_type": "crm.lookup",
+        "tool": "crm.search",
+        "payload": {"q": "acme"},
+        "summary": "Look up ACME's account",
+        "callback_url": "",
+    }
     with _http(live_server, client, headers={"Idempotency-Key": "lookup-1"}) as http:
         first = http.post("/api/v1/actions", json=submission(**lookup))
         _engage("agent:billing-bot")

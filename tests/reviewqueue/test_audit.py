@@ -120,8 +120,13 @@ def test_concurrent_submissions_keep_one_unbroken_chain(live_server):
         with httpx.Client(base_url=live_server.url, timeout=30) as http:
             barrier.wait()
             for n in range(5):
-                statuses.append(http.post("/api/v1/actions", json=submission(summary=f"race {n}"),
-                                          headers={"Authorization": f"Bearer {client.key}"}).status_code)
+                statuses.append(
+                    http.post(
+                        "/api/v1/actions",
+                        json=submission(summary=f"race {n}"),
+                        headers={"Authorization": f"Bearer {client.key}"},
+                    ).status_code
+                )
 
     threads = [threading.Thread(target=submit, args=(client,)) for client in clients]
     for thread in threads:

@@ -56,11 +56,20 @@ def _rewrite_consistently(seq: int, data: dict) -> None:
         for event in AuditEvent.objects.filter(seq__gte=seq).order_by("seq"):
             if event.seq == seq:
                 event.data = data
-            body = event_body(seq=event.seq, created_at=event.created_at, kind=event.kind, actor=event.actor,
-                              action_id=event.action_id, agent_id=event.agent_id, data=event.data)
+            body = event_body(
+                seq=event.seq,
+                created_at=event.created_at,
+                kind=event.kind,
+                actor=event.actor,
+                action_id=event.action_id,
+                agent_id=event.agent_id,
+                data=event.data,
+            )
             new_hash = chain_hash(prev_hash, body)
-            cursor.execute("UPDATE reviewqueue_auditevent SET data = %s, prev_hash = %s, hash = %s WHERE seq = %s",
-                           [json.dumps(event.data), prev_hash, new_hash, event.seq])
+            cursor.execute(
+                "UPDATE reviewqueue_auditevent SET data = %s, prev_hash = %s, hash = %s WHERE seq = %s",
+                [json.dumps(event.data), prev_hash, new_hash, event.seq],
+            )
             prev_hash = new_hash
 
 
@@ -74,12 +83,17 @@ def _cut_after(seq: int) -> None:
 
 def _verify_audit_process() -> subprocess.CompletedProcess:
     """`manage.py verify_audit` as an operator runs it, with the same key and file."""
-    env = {"PATH": os.environ["PATH"], "DATABASE_URL": database_url(), "REVIEWQUEUE_ENV": "test",
-           "REVIEWQUEUE_VAR_DIR": str(settings.REVIEWQUEUE["AUDIT_CHECKPOINT_PATH"].parent),
-           "REVIEWQUEUE_AUDIT_CHECKPOINT_PATH": str(settings.REVIEWQUEUE["AUDIT_CHECKPOINT_PATH"]),
-           "REVIEWQUEUE_AUDIT_CHECKPOINT_KEY": settings.REVIEWQUEUE["AUDIT_CHECKPOINT_KEY"]}
-    return subprocess.run([sys.executable, "manage.py", "verify_audit"], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120)
+    env = {
+        "PATH": os.environ["PATH"],
+        "DATABASE_URL": database_url(),
+        "REVIEWQUEUE_ENV": "test",
+        "REVIEWQUEUE_VAR_DIR": str(settings.REVIEWQUEUE["AUDIT_CHECKPOINT_PATH"].parent),
+        "REVIEWQUEUE_AUDIT_CHECKPOINT_PATH": str(settings.REVIEWQUEUE["AUDIT_CHECKPOINT_PATH"]),
+        "REVIEWQUEUE_AUDIT_CHECKPOINT_KEY": settings.REVIEWQUEUE["AUDIT_CHECKPOINT_KEY"],
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", "verify_audit"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_verify_audit_signs_the_head_and_an_untouched_trail_keeps_passing(live_server, capsys):
@@ -121,16 +135,18 @@ def test_a_trail_cut_short_fails_verify_audit(live_server, keep):
 
     with pytest.raises(CommandError) as failure:
         call_command("verify_audit")
-    assert f"audit chain broken at event #{keep + 1}: the trail ends at event #{keep} but the signed checkpoint" \
-        in str(failure.value)
+    assert f"audit chain broken at event #{keep + 1}: the trail ends at event #{keep} but the signed checkpoint" in str(
+        failure.value
+    )
     assert "vouches for event #6: the newest events were deleted" in str(failure.value)
 
 
 def _forge_checkpoint(seq: int, digest: str) -> None:
     """A checkpoint line as someone without the key would write it."""
     at = "2030-01-01T00:00:00+00:00"
-    signature = hmac.new(b"a guessed key", canonical_json({"at": at, "hash": digest, "seq": seq}).encode(),
-                         hashlib.sha256).hexdigest()
+    signature = hmac.new(
+        b"a guessed key", canonical_json({"at": at, "hash": digest, "seq": seq}).encode(), hashlib.sha256
+    ).hexdigest()
     with settings.REVIEWQUEUE["AUDIT_CHECKPOINT_PATH"].open("a") as file:
         file.write(canonical_json({"at": at, "hash": digest, "seq": seq, "sig": signature}) + "\n")
 
@@ -172,14 +188,20 @@ def test_export_audit_checks_the_trail_against_the_checkpoints(live_server, tmp_
     assert len(out.read_text().splitlines()) == 6
 
     _rewrite_consistently(5, {"summary": "nothing happened here"})
-    with pytest.raises(CommandError, match=r"does not match its checkpoints: audit chain broken at event #6: its hash "
-                                           r"differs from the signed checkpoint"):
+    with pytest.raises(
+        CommandError,
+        match=r"does not match its checkpoints: audit chain broken at event #6: its hash "
+        r"differs from the signed checkpoint",
+    ):
         call_command("export_audit", "--since", "1d", "--output", str(out))
     assert len(out.read_text().splitlines()) == 6, "still exported, for the investigation"
 
     _cut_after(4)
-    with pytest.raises(CommandError, match=r"the trail ends at event #4 but the signed checkpoint .* vouches for "
-                                           r"event #6"):
+    with pytest.raises(
+        CommandError,
+        match=r"the trail ends at event #4 but the signed checkpoint .* vouches for "
+        r"event #6",
+    ):
         call_command("export_audit", "--output", str(out))
 
 
@@ -190,10 +212,17 @@ def test_beat_signs_the_head_every_interval_and_never_signs_a_tampered_one(live_
     signs nothing more."""
     path = settings.REVIEWQUEUE["AUDIT_CHECKPOINT_PATH"]
     broker = Broker(tmp_path)
-    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": database_url(), "CELERY_BROKER_URL": broker.url,
-           "REVIEWQUEUE_VAR_DIR": str(tmp_path), "REVIEWQUEUE_ENV": "test", "PYTHONUNBUFFERED": "1",
-           "REVIEWQUEUE_AUDIT_CHECKPOINT_PATH": str(path), "REVIEWQUEUE_AUDIT_CHECKPOINT_INTERVAL": "1s",
-           "REVIEWQUEUE_AUDIT_CHECKPOINT_KEY": settings.REVIEWQUEUE["AUDIT_CHECKPOINT_KEY"]}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DATABASE_URL": database_url(),
+        "CELERY_BROKER_URL": broker.url,
+        "REVIEWQUEUE_VAR_DIR": str(tmp_path),
+        "REVIEWQUEUE_ENV": "test",
+        "PYTHONUNBUFFERED": "1",
+        "REVIEWQUEUE_AUDIT_CHECKPOINT_PATH": str(path),
+        "REVIEWQUEUE_AUDIT_CHECKPOINT_INTERVAL": "1s",
+        "REVIEWQUEUE_AUDIT_CHECKPOINT_KEY": settings.REVIEWQUEUE["AUDIT_CHECKPOINT_KEY"],
+    }
     worker, beat = Celery("worker", env, tmp_path), Celery("beat", env, tmp_path)
     worker.start()
     beat.start()
@@ -207,8 +236,9 @@ def test_beat_signs_the_head_every_interval_and_never_signs_a_tampered_one(live_
         signed = AuditEvent.objects.get(seq=7).hash
         _cut_after(6)
         _submit(live_server.url, agent, 1, first=6)  # a new #7 in place of the deleted one
-        assert wait_until(lambda: any("differs from the newest signed checkpoint" in line for line in worker.output),
-                          timeout=30), "".join(worker.output[-40:])
+        assert wait_until(
+            lambda: any("differs from the newest signed checkpoint" in line for line in worker.output), timeout=30
+        ), "".join(worker.output[-40:])
     finally:
         beat.stop()
         worker.stop()
@@ -219,16 +249,29 @@ def test_beat_signs_the_head_every_interval_and_never_signs_a_tampered_one(live_
 
 
 def test_production_refuses_to_start_without_a_checkpoint_key(tmp_path):
-    env = {"PATH": os.environ["PATH"], "REVIEWQUEUE_VAR_DIR": str(tmp_path), "REVIEWQUEUE_ENV": "production",
-           "SECRET_KEY": secrets.token_urlsafe(50), "ALLOWED_HOSTS": "rq.example"}
-    boot = [sys.executable, "-c", "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='config.settings'; "
-                                  "django.setup()"]
+    env = {
+        "PATH": os.environ["PATH"],
+        "REVIEWQUEUE_VAR_DIR": str(tmp_path),
+        "REVIEWQUEUE_ENV": "production",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "rq.example",
+    }
+    boot = [
+        sys.executable,
+        "-c",
+        "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='config.settings'; django.setup()",
+    ]
     done = subprocess.run(boot, env=env, capture_output=True, text=True, cwd=ROOT)
     assert done.returncode != 0 and "REVIEWQUEUE_AUDIT_CHECKPOINT_KEY" in done.stderr
     assert not (tmp_path / "audit_checkpoint_key").exists()
 
     key_file = tmp_path / "checkpoint-key"
     key_file.write_text(secrets.token_urlsafe(40))
-    done = subprocess.run(boot, env={**env, "REVIEWQUEUE_AUDIT_CHECKPOINT_KEY_FILE": str(key_file)},
-                          capture_output=True, text=True, cwd=ROOT)
+    done = subprocess.run(
+        boot,
+        env={**env, "REVIEWQUEUE_AUDIT_CHECKPOINT_KEY_FILE": str(key_file)},
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert done.returncode == 0, done.stderr

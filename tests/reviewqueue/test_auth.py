@@ -24,8 +24,11 @@ pytestmark = pytest.mark.django_db
 
 def _submit(key, body=None):
     client = Client(HTTP_AUTHORIZATION=f"Bearer {key}") if key is not None else Client()
-    return client.post("/api/v1/actions", body or {"action_type": "a.read", "payload": {}, "summary": "s"},
-                       content_type="application/json")
+    return client.post(
+        "/api/v1/actions",
+        body or {"action_type": "a.read", "payload": {}, "summary": "s"},
+        content_type="application/json",
+    )
 
 
 @pytest.mark.parametrize("key", [None, "", "rqa_not-a-real-key", "x" * 500])

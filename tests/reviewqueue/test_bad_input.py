@@ -150,8 +150,15 @@ def _signed_in(live_server, user) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=live_server.url, timeout=30) as http:
         page = http.get("/accounts/login/")
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
-        answer = http.post("/accounts/login/", data={"username": user.get_username(), "password": user.test_password,
-                                                     "csrfmiddlewaretoken": token, "next": "/"})
+        answer = http.post(
+            "/accounts/login/",
+            data={
+                "username": user.get_username(),
+                "password": user.test_password,
+                "csrfmiddlewaretoken": token,
+                "next": "/",
+            },
+        )
         assert answer.status_code == 302, answer.text[:300]
         yield http
 
@@ -188,8 +195,10 @@ def test_a_nul_byte_in_the_admins_search_or_a_form_field_is_a_400(live_server, a
     with _signed_in(live_server, admin_with_password) as http:
         assert http.get("/admin/reviewqueue/action/?q=%00").status_code == 400
         assert http.get("/admin/reviewqueue/agent/?q=a%00").status_code == 400
-        response = http.post("/admin/reviewqueue/agent/add/", data={
-            "name": "nul\x00bot", "csrfmiddlewaretoken": http.cookies["csrftoken"]})
+        response = http.post(
+            "/admin/reviewqueue/agent/add/",
+            data={"name": "nul\x00bot", "csrfmiddlewaretoken": http.cookies["csrftoken"]},
+        )
         assert response.status_code == 400
     assert not Agent.objects.filter(name__startswith="nul").exists()
 
@@ -207,8 +216,11 @@ def test_a_nul_byte_in_an_api_query_is_a_400_json_error(live_server):
 
 def _post_raw(live_server, key: str, body: bytes) -> httpx.Response:
     with httpx.Client(base_url=live_server.url, timeout=60) as http:
-        return http.post("/api/v1/actions", content=body,
-                         headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+        return http.post(
+            "/api/v1/actions",
+            content=body,
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        )
 
 
 def _nothing_written():
@@ -251,8 +263,15 @@ def test_an_integer_of_400_digits_is_a_422_naming_where_it_is(live_server, where
 def test_large_integers_a_json_number_can_hold_are_accepted_and_echoed_exactly(live_server):
     client = make_agent()
     largest = 10**308  # a double holds it (approximately): the router can compare it
-    payload = {"charge": "ch_1", "amount": 5, "currency": "USD", "big": 2**64, "small": -(2**63) - 1,
-               "huge": largest, "negative": -largest}
+    payload = {
+        "charge": "ch_1",
+        "amount": 5,
+        "currency": "USD",
+        "big": 2**64,
+        "small": -(2**63) - 1,
+        "huge": largest,
+        "negative": -largest,
+    }
 
     response = _post_raw(live_server, client.key, json.dumps(submission(payload=payload)).encode())
 
@@ -265,11 +284,17 @@ def test_large_integers_a_json_number_can_hold_are_accepted_and_echoed_exactly(l
 
 
 @live
-@pytest.mark.parametrize("body, key", [
-    (b'{"action_type": "crm.read", "action_type": "payments.refund", "payload": {}, "summary": "s"}', "action_type"),
-    (b'{"action_type": "payments.refund", "payload": {"amount": 5, "amount": 500000}, "summary": "s"}', "amount"),
-    (b'{"action_type": "a.b", "payload": {"x": [{"k": 1, "k": 2}]}, "summary": "s"}', "k"),
-])
+@pytest.mark.parametrize(
+    "body, key",
+    [
+        (
+            b'{"action_type": "crm.read", "action_type": "payments.refund", "payload": {}, "summary": "s"}',
+            "action_type",
+        ),
+        (b'{"action_type": "payments.refund", "payload": {"amount": 5, "amount": 500000}, "summary": "s"}', "amount"),
+        (b'{"action_type": "a.b", "payload": {"x": [{"k": 1, "k": 2}]}, "summary": "s"}', "k"),
+    ],
+)
 def test_a_key_named_twice_is_a_400_duplicate_key_naming_it(live_server, body, key):
     client = make_agent()
 

@@ -19,8 +19,14 @@ def clock(tmp_path, settings):
     """Worker and beat on a private broker; blocking SLA of 4 s (escalate at 2 s)."""
     settings.REVIEWQUEUE = {**settings.REVIEWQUEUE, "SLA_BLOCKING": timedelta(seconds=4)}
     broker = Broker(tmp_path)
-    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": database_url(), "CELERY_BROKER_URL": broker.url,
-           "REVIEWQUEUE_VAR_DIR": str(tmp_path), "REVIEWQUEUE_ENV": "test", "PYTHONUNBUFFERED": "1"}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DATABASE_URL": database_url(),
+        "CELERY_BROKER_URL": broker.url,
+        "REVIEWQUEUE_VAR_DIR": str(tmp_path),
+        "REVIEWQUEUE_ENV": "test",
+        "PYTHONUNBUFFERED": "1",
+    }
     worker, beat = Celery("worker", env, tmp_path), Celery("beat", env, tmp_path)
     worker.start()
     beat.start()
@@ -45,9 +51,12 @@ def _all_done(ids):
 
 
 def _assert_each_step_exactly_once(ids):
-    counts = {(row["action_id"], row["kind"]): row["n"] for row in
-              AuditEvent.objects.filter(action_id__in=ids, kind__in=["action.escalated", "action.expired"])
-              .values("action_id", "kind").annotate(n=Count("seq"))}
+    counts = {
+        (row["action_id"], row["kind"]): row["n"]
+        for row in AuditEvent.objects.filter(action_id__in=ids, kind__in=["action.escalated", "action.expired"])
+        .values("action_id", "kind")
+        .annotate(n=Count("seq"))
+    }
     assert len(counts) == 2 * len(ids), "a step was missed"
     assert set(counts.values()) == {1}, "a step was done twice"
 
@@ -78,7 +87,9 @@ def test_a_worker_killed_mid_run_and_restarted_misses_nothing_and_doubles_nothin
     time.sleep(2)
     worker.start()
 
-    assert wait_until(_all_done(ids), timeout=30), Action.objects.filter(pk__in=ids).values("status").annotate(n=Count("id"))
+    assert wait_until(_all_done(ids), timeout=30), (
+        Action.objects.filter(pk__in=ids).values("status").annotate(n=Count("id"))
+    )
     _assert_each_step_exactly_once(ids)
 
 

@@ -71,7 +71,10 @@ def test_the_cli_prints_the_key_as_the_last_word_from_a_real_process(tmp_path):
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], check=True, env=env)
     done = subprocess.run(
         [sys.executable, "manage.py", "create_agent", "cli-bot", "--scope", "*"],
-        check=True, env=env, capture_output=True, text=True,
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert done.stdout.strip().splitlines()[-1].split()[-1].startswith("rqa_")
 

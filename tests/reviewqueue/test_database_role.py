@@ -48,8 +48,9 @@ def pg_role(*statements: str, create: bool = True):
 
 def _connect(role: str) -> psycopg.Connection:
     db = connection.settings_dict
-    return psycopg.connect(host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, dbname=db["NAME"], user=role,
-                           autocommit=True)
+    return psycopg.connect(
+        host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, dbname=db["NAME"], user=role, autocommit=True
+    )
 
 
 def _url(role: str) -> str:
@@ -62,21 +63,26 @@ def _submit(url: str, agent, count: int) -> list[httpx.Response]:
         return [http.post("/api/v1/actions", json=submission(summary=f"Refund ${n}00")) for n in range(1, count + 1)]
 
 
-@pytest.mark.parametrize("attack", [
-    "TRUNCATE reviewqueue_auditevent CASCADE",
-    "DELETE FROM reviewqueue_auditevent",
-    "UPDATE reviewqueue_auditevent SET data = '{\"forged\": true}'",
-])
+@pytest.mark.parametrize(
+    "attack",
+    [
+        "TRUNCATE reviewqueue_auditevent CASCADE",
+        "DELETE FROM reviewqueue_auditevent",
+        "UPDATE reviewqueue_auditevent SET data = '{\"forged\": true}'",
+    ],
+)
 def test_a_role_that_may_truncate_but_does_not_own_the_trail_cannot_wipe_or_change_it(live_server, capsys, attack):
     agent = make_agent()
     assert [answer.status_code for answer in _submit(live_server.url, agent, 3)] == [201] * 3
     events = AuditEvent.objects.count()
 
-    with pg_role("GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA public TO {role}") as role, \
-            _connect(role) as attacker:
-            attacker.execute("SET reviewqueue.audit_maintenance = 'on'")  # the escape hatch that was
-            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
-                attacker.execute(attack)
+    with (
+        pg_role("GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA public TO {role}") as role,
+        _connect(role) as attacker,
+    ):
+        attacker.execute("SET reviewqueue.audit_maintenance = 'on'")  # the escape hatch that was
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
+            attacker.execute(attack)
 
     assert AuditEvent.objects.count() == events
     call_command("verify_audit")
@@ -86,15 +92,23 @@ def test_a_role_that_may_truncate_but_does_not_own_the_trail_cannot_wipe_or_chan
 def _readme_role_sql() -> str:
     """The SQL the README's "Security" section gives for the service's role."""
     readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("### The audit trail and the database role"):]
+    section = readme[readme.index("### The audit trail and the database role") :]
     return re.search(r"```sql\n(.*?)```", section, re.S)[1]
 
 
 def _check_deploy(database_url: str, tmp_path: Path) -> str:
     done = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy"], cwd=ROOT, capture_output=True, text=True, timeout=120,
-        env={"PATH": os.environ["PATH"], "DATABASE_URL": database_url, "REVIEWQUEUE_VAR_DIR": str(tmp_path),
-             "REVIEWQUEUE_ENV": "test"},
+        [sys.executable, "manage.py", "check", "--deploy"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            "PATH": os.environ["PATH"],
+            "DATABASE_URL": database_url,
+            "REVIEWQUEUE_VAR_DIR": str(tmp_path),
+            "REVIEWQUEUE_ENV": "test",
+        },
     )
     assert done.returncode == 0, done.stderr
     return done.stdout + done.stderr
@@ -102,11 +116,20 @@ def _check_deploy(database_url: str, tmp_path: Path) -> str:
 
 def test_the_service_runs_as_the_readme_role_which_cannot_touch_the_trail_and_check_deploy_is_quiet(tmp_path):
     agent = make_agent(rate_limit_per_minute=1000)
-    sql = [line for line in _readme_role_sql().replace("reviewqueue_app", "{role}").splitlines()
-           if line.strip() and not line.startswith("--")]
+    sql = [
+        line
+        for line in _readme_role_sql().replace("reviewqueue_app", "{role}").splitlines()
+        if line.strip() and not line.startswith("--")
+    ]
     with pg_role(*sql, create=False) as role:
-        server = Gunicorn({"PATH": "/usr/bin:/bin", "DATABASE_URL": _url(role), "REVIEWQUEUE_VAR_DIR": str(tmp_path),
-                           "REVIEWQUEUE_ENV": "test"})
+        server = Gunicorn(
+            {
+                "PATH": "/usr/bin:/bin",
+                "DATABASE_URL": _url(role),
+                "REVIEWQUEUE_VAR_DIR": str(tmp_path),
+                "REVIEWQUEUE_ENV": "test",
+            }
+        )
         try:
             submitted = _submit(server.url, agent, 3)
             assert [answer.status_code for answer in submitted] == [201] * 3

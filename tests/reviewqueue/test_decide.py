@@ -57,7 +57,9 @@ def test_an_agents_owner_may_not_decide_its_actions(agent_client, reviewer, seni
     assert lifecycle.action_decide(action=action, user=senior_reviewer, approve=True).status == "approved"
 
 
-def test_four_eyes_needs_two_distinct_approvers_and_the_first_leaves_it_pending(agent_client, reviewer, senior_reviewer):
+def test_four_eyes_needs_two_distinct_approvers_and_the_first_leaves_it_pending(
+    agent_client, reviewer, senior_reviewer
+):
     action = d.four_eyes(agent_client)
     first = lifecycle.action_decide(action=action, user=reviewer, approve=True)
     assert first.status == "pending"
@@ -83,7 +85,10 @@ def test_four_eyes_the_first_approvers_edit_is_what_the_second_approves(agent_cl
 def test_one_rejection_ends_a_four_eyes_action(agent_client, reviewer, senior_reviewer):
     action = d.four_eyes(agent_client)
     lifecycle.action_decide(action=action, user=reviewer, approve=True)
-    assert lifecycle.action_decide(action=_fresh(action), user=senior_reviewer, approve=False, note="no").status == "rejected"
+    assert (
+        lifecycle.action_decide(action=_fresh(action), user=senior_reviewer, approve=False, note="no").status
+        == "rejected"
+    )
 
 
 def test_the_loser_of_a_race_learns_who_decided_and_how(agent_client, reviewer, senior_reviewer):
@@ -110,7 +115,9 @@ def test_escalation_hands_the_item_to_senior_reviewers_and_keeps_it_pending(agen
     assert lifecycle.action_decide(action=_fresh(action), user=senior_reviewer, approve=True).status == "approved"
 
 
-def test_async_review_confirms_or_flags_with_a_reason_and_a_flag_notifies_the_agent(agent_client, reviewer, senior_reviewer):
+def test_async_review_confirms_or_flags_with_a_reason_and_a_flag_notifies_the_agent(
+    agent_client, reviewer, senior_reviewer
+):
     confirmed = lifecycle.action_review(action=d.async_review(agent_client), user=reviewer, flag=False)
     assert confirmed.review_state == "confirmed" and confirmed.reviewed_by == reviewer
     action = d.async_review(agent_client, callback_url="https://agent.example/hooks/rq")
@@ -202,6 +209,7 @@ def test_racing_reviewers_on_real_threads_produce_exactly_one_decision(agent_cli
 # ------------------------------------------- four eyes counts one payload ---
 # Over HTTP, with the attacks of issue 11: test_four_eyes_http.py.
 
+
 def test_an_edit_that_lowers_the_amount_keeps_four_eyes(agent_client, reviewer, senior_reviewer):
     action = d.four_eyes(agent_client)
     lowered = {**action.payload, "amount": 100.0}
@@ -215,8 +223,9 @@ def test_an_edit_that_matches_the_proposed_edit_is_a_plain_approval_of_it(agent_
     action = d.four_eyes(agent_client)
     edited = {**action.payload, "amount": 60000.0}
     lifecycle.action_decide(action=action, user=reviewer, approve=True, edited_payload=edited)
-    decided = lifecycle.action_decide(action=_fresh(action), user=senior_reviewer, approve=True,
-                                      edited_payload=dict(edited))
+    decided = lifecycle.action_decide(
+        action=_fresh(action), user=senior_reviewer, approve=True, edited_payload=dict(edited)
+    )
     assert decided.status == "approved" and decided.approved_payload == edited
     assert list(Decision.objects.filter(action=action).values_list("kind", flat=True)) == ["edit_approve", "approve"]
 
@@ -228,8 +237,9 @@ def test_an_edit_back_to_a_payload_someone_approved_counts_that_approval(agent_c
     vera = _user("vera", "reviewer")
     action = d.four_eyes(agent_client)
     lifecycle.action_decide(action=action, user=reviewer, approve=True)
-    lifecycle.action_decide(action=_fresh(action), user=senior_reviewer, approve=True,
-                            edited_payload={**action.payload, "amount": 99000.0})
+    lifecycle.action_decide(
+        action=_fresh(action), user=senior_reviewer, approve=True, edited_payload={**action.payload, "amount": 99000.0}
+    )
     decided = lifecycle.action_decide(action=_fresh(action), user=vera, approve=True, edited_payload=action.payload)
     assert decided.status == "approved" and decided.approved_payload == action.payload
     assert AuditEvent.objects.get(action=action, kind="action.approved").data["approvers"] == ["rita", "vera"]
@@ -263,13 +273,14 @@ def test_an_edit_is_routed_with_the_action_and_its_new_reasons_are_kept(agent_cl
     stored = _fresh(action)
     assert pending.status == "pending" and stored.four_eyes
     assert stored.risk_reasons[: len(before)] == before
-    added = stored.risk_reasons[len(before):]
+    added = stored.risk_reasons[len(before) :]
     assert added and all(r.startswith("after an edit by rita: ") for r in added)
     assert stored.risk_score >= action.risk_score
-    again = lifecycle.action_decide(action=_fresh(action), user=reviewer, approve=True,
-                                    edited_payload={**raised, "amount": 750001.0})
+    again = lifecycle.action_decide(
+        action=_fresh(action), user=reviewer, approve=True, edited_payload={**raised, "amount": 750001.0}
+    )
     assert again.status == "pending"
     reasons = _fresh(again).risk_reasons
     assert reasons[: len(stored.risk_reasons)] == stored.risk_reasons  # each edit's reasons stay, in order
-    assert any("750,001" in r for r in reasons[len(stored.risk_reasons):])
-    assert not any("moves money" in r for r in reasons[len(before):])  # what the action had already isn't repeated
+    assert any("750,001" in r for r in reasons[len(stored.risk_reasons) :])
+    assert not any("moves money" in r for r in reasons[len(before) :])  # what the action had already isn't repeated

@@ -35,8 +35,10 @@ def test_rate_limits_that_cant_be_counted_fail_closed_with_503(agent_client, set
 
     assert response.status_code == 503
     assert response["Retry-After"] == "5"
-    assert response.json()["error"] == {"code": "service_unavailable",
-                                        "message": "The service can't reach Redis; retry later."}
+    assert response.json()["error"] == {
+        "code": "service_unavailable",
+        "message": "The service can't reach Redis; retry later.",
+    }
     assert not Action.objects.exists()
     assert AuditEvent.objects.count() == before
 

@@ -60,8 +60,9 @@ class Reviewer:
         self.http = httpx.Client(base_url=base_url, timeout=30, follow_redirects=True)
         login = self._forms("/accounts/login/")
         form = next(f for f in login.values() if "username" in f)
-        signed_in = self.http.post("/accounts/login/", data={**form, "username": username,
-                                                             "password": f"pw-{username}"})
+        signed_in = self.http.post(
+            "/accounts/login/", data={**form, "username": username, "password": f"pw-{username}"}
+        )
         assert signed_in.status_code == 200 and "/accounts/login/" not in str(signed_in.url), signed_in.text[:300]
 
     def _forms(self, path: str) -> dict[str, dict[str, str]]:
@@ -153,7 +154,9 @@ def test_the_second_approvers_edit_is_not_approved_by_its_editor_alone(people):
     assert event.data["approvers"] == ["sam", "rita"]
     approvals = Decision.objects.filter(action=action).order_by("created_at")
     assert [(a.user.username, a.payload_sha256) for a in approvals] == [
-        ("rita", sha256_hex(action.payload)), ("sam", sha256_hex(edited)), ("rita", sha256_hex(edited)),
+        ("rita", sha256_hex(action.payload)),
+        ("sam", sha256_hex(edited)),
+        ("rita", sha256_hex(edited)),
     ]
     assert "Too late: Already decided: approved by rita." in _text(vera.approve(action, forms=late))
 
@@ -200,7 +203,8 @@ def test_an_approval_from_a_page_opened_before_an_edit_does_not_count_for_the_ed
     refused = rita.approve(action, forms=stale)
     assert refused.status_code == 422
     assert "The payload changed since you opened this page: sam edited it. Your approval was not recorded" in (
-        _text(refused))
+        _text(refused)
+    )
     assert Decision.objects.filter(action=action, user__username="rita").count() == 0
     assert _agent_view(agent, action)["status"] == "pending"
 

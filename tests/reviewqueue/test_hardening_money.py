@@ -44,10 +44,17 @@ def active_model(golden_model):
 
 def _submit(live_server, key, action_type, tool, payload, summary):
     with httpx.Client(base_url=live_server.url, timeout=30) as http:
-        response = http.post("/api/v1/actions", headers={"Authorization": f"Bearer {key}"}, json={
-            "action_type": action_type, "tool": tool, "payload": payload, "summary": summary,
-            "rationale": "The customer asked for their money back.",
-        })
+        response = http.post(
+            "/api/v1/actions",
+            headers={"Authorization": f"Bearer {key}"},
+            json={
+                "action_type": action_type,
+                "tool": tool,
+                "payload": payload,
+                "summary": summary,
+                "rationale": "The customer asked for their money back.",
+            },
+        )
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -85,8 +92,14 @@ def test_a_refund_the_router_cannot_read_or_that_is_large_waits_for_a_person(liv
 def test_the_reason_says_the_amount_was_not_readable(live_server, active_model):
     client = make_agent("refund-bot", rate_limit_per_minute=1000)
 
-    body = _submit(live_server, client.key, "payments.refund", "stripe.refunds.create", {"charge": "ch_3PqX"},
-                   "Refund the customer")
+    body = _submit(
+        live_server,
+        client.key,
+        "payments.refund",
+        "stripe.refunds.create",
+        {"charge": "ch_3PqX"},
+        "Refund the customer",
+    )
 
     assert f"{UNREAD}: no amount in the payload" in body["risk"]["reasons"]
 
@@ -103,12 +116,18 @@ def test_a_mid_size_refund_written_as_text_is_read_and_reviewed(live_server, act
 
 
 SMALL_REFUNDS = {
-    "a $4 refund written as text": ("payments.refund", "stripe.refunds.create",
-                                    {"charge": "ch_3PU8", "amount": "$4.00", "reason": "duplicate"},
-                                    "Refund the $4 gift-wrap fee charged twice"),
-    "a $3 refund in Stripe's cents": ("payments.refund", "stripe.refunds.create",
-                                      {"charge": "ch_3PU9", "amount": 300, "currency": "usd"},
-                                      "Refund the $3 shipping fee charged twice"),
+    "a $4 refund written as text": (
+        "payments.refund",
+        "stripe.refunds.create",
+        {"charge": "ch_3PU8", "amount": "$4.00", "reason": "duplicate"},
+        "Refund the $4 gift-wrap fee charged twice",
+    ),
+    "a $3 refund in Stripe's cents": (
+        "payments.refund",
+        "stripe.refunds.create",
+        {"charge": "ch_3PU9", "amount": 300, "currency": "usd"},
+        "Refund the $3 shipping fee charged twice",
+    ),
 }
 
 
@@ -128,16 +147,34 @@ def test_a_small_refund_waits_for_a_person_too(live_server, active_model, case):
 
 
 LOOK_ALIKES = {
-    "a refund's status": ("payments.refund.status", "stripe.refunds.retrieve", {"refund": "re_3PU5"},
-                          "Has the refund for order 88213 gone through?"),
-    "listing payouts": ("payments.payouts.list", "stripe.payouts.list", {"limit": 25},
-                        "Which Stripe payouts landed last week?"),
-    "a draft mentioning a refund": ("GmailCreateDraft", "GmailCreateDraft", {
-        "to": ["ana@acme.example"], "subject": "Your refund",
-        "body": "We have refunded $1,250.00 to your card; allow 5-10 business days.",
-    }, "Draft a reply about the refund"),
-    "a money field in a lookup": ("invoices.search", "xero.invoices.list", {"amount_due": "1,250.00 USD"},
-                                  "Find Kestrel's open invoice for $1,250"),
+    "a refund's status": (
+        "payments.refund.status",
+        "stripe.refunds.retrieve",
+        {"refund": "re_3PU5"},
+        "Has the refund for order 88213 gone through?",
+    ),
+    "listing payouts": (
+        "payments.payouts.list",
+        "stripe.payouts.list",
+        {"limit": 25},
+        "Which Stripe payouts landed last week?",
+    ),
+    "a draft mentioning a refund": (
+        "GmailCreateDraft",
+        "GmailCreateDraft",
+        {
+            "to": ["ana@acme.example"],
+            "subject": "Your refund",
+            "body": "We have refunded $1,250.00 to your card; allow 5-10 business days.",
+        },
+        "Draft a reply about the refund",
+    ),
+    "a money field in a lookup": (
+        "invoices.search",
+        "xero.invoices.list",
+        {"amount_due": "1,250.00 USD"},
+        "Find Kestrel's open invoice for $1,250",
+    ),
 }
 
 

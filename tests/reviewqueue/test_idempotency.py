@@ -52,8 +52,12 @@ def test_the_replay_shows_the_action_as_it_stands_now(agent_client):
 
 
 def test_the_fingerprint_is_of_the_body_as_the_agent_sent_it(agent_client):
-    body = {"action_type": "crm.contacts.lookup", "payload": {"q": "jane", "n": [1, 2.5]}, "summary": "Find Jane",
-            "cost": {"usd": 0.01}}
+    body = {
+        "action_type": "crm.contacts.lookup",
+        "payload": {"q": "jane", "n": [1, 2.5]},
+        "summary": "Find Jane",
+        "cost": {"usd": 0.01},
+    }
     assert agent_client.submit(body, idempotency_key="as-sent").status_code == 201
 
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -82,9 +86,22 @@ def test_a_key_stored_with_the_earlier_fingerprint_still_replays(agent_client):
     the submission's fields) keep replaying until they expire."""
     first = agent_client.submit(idempotency_key="before-0016").json()
     read = SubmitIn.model_validate(submission()).model_dump()  # every field, defaults filled in
-    earlier = sha256_hex({name: read[name] for name in (
-        "action_type", "payload", "summary", "tool", "rationale", "conversation_id", "context", "cost", "callback_url",
-    )})
+    earlier = sha256_hex(
+        {
+            name: read[name]
+            for name in (
+                "action_type",
+                "payload",
+                "summary",
+                "tool",
+                "rationale",
+                "conversation_id",
+                "context",
+                "cost",
+                "callback_url",
+            )
+        }
+    )
     IdempotencyKey.objects.filter(key="before-0016").update(request_sha256=earlier)
 
     retry = agent_client.submit(idempotency_key="before-0016")
@@ -159,10 +176,13 @@ def test_concurrent_requests_with_one_key_create_exactly_one_action(live_server)
     def submit():
         with httpx.Client(base_url=live_server.url, timeout=30) as http:
             barrier.wait()
-            responses.append(http.post(
-                "/api/v1/actions", json=submission(),
-                headers={"Authorization": f"Bearer {client.key}", "Idempotency-Key": "one-and-only"},
-            ))
+            responses.append(
+                http.post(
+                    "/api/v1/actions",
+                    json=submission(),
+                    headers={"Authorization": f"Bearer {client.key}", "Idempotency-Key": "one-and-only"},
+                )
+            )
 
     threads = [threading.Thread(target=submit) for _ in range(8)]
     for thread in threads:
@@ -192,14 +212,20 @@ def test_a_request_that_loses_the_key_race_in_its_insert_answers_as_the_replay_a
 
     def submit():
         with httpx.Client(base_url=live_server.url, timeout=30) as http:
-            result["response"] = http.post("/api/v1/actions", json=body, headers={
-                "Authorization": f"Bearer {client.key}", "Idempotency-Key": "contested",
-            })
+            result["response"] = http.post(
+                "/api/v1/actions",
+                json=body,
+                headers={
+                    "Authorization": f"Bearer {client.key}",
+                    "Idempotency-Key": "contested",
+                },
+            )
 
     with psycopg.connect(_dsn()) as other:  # the winner, mid-commit
         other.execute(
             "INSERT INTO reviewqueue_idempotencykey (agent_id, key, request_sha256, action_id, created_at)"
-            " VALUES (%s, 'contested', %s, %s, now())", [client.agent.pk, fingerprint, winner],
+            " VALUES (%s, 'contested', %s, %s, now())",
+            [client.agent.pk, fingerprint, winner],
         )
         loser = threading.Thread(target=submit)
         loser.start()
@@ -223,8 +249,9 @@ def _until_a_session_waits_on_a_lock(seconds: float = 10) -> None:
     deadline = time.monotonic() + seconds
     with connection.cursor() as cursor:
         while True:
-            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                           " AND wait_event_type = 'Lock'")
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
             if cursor.fetchone()[0]:
                 return
             assert time.monotonic() < deadline, "the racing request never reached the key's INSERT"

@@ -12,10 +12,13 @@ pytestmark = pytest.mark.django_db
 
 # Outside any transaction a submission is one call that expects no switch
 # engaged (PostgreSQL); inside a test's transaction it reads them first.
-BOTH_WRITE_PATHS = pytest.mark.parametrize("write_path", [
-    pytest.param("inside a transaction", id="in-transaction"),
-    pytest.param("committing", id="committing", marks=pytest.mark.django_db(transaction=True)),
-])
+BOTH_WRITE_PATHS = pytest.mark.parametrize(
+    "write_path",
+    [
+        pytest.param("inside a transaction", id="in-transaction"),
+        pytest.param("committing", id="committing", marks=pytest.mark.django_db(transaction=True)),
+    ],
+)
 
 
 @BOTH_WRITE_PATHS
@@ -69,7 +72,9 @@ def test_engaging_halts_pending_actions_in_scope(agent_client, other_agent_clien
 @pytest.mark.django_db(transaction=True)
 def test_engaging_wakes_a_waiting_agent(agent_client):
     action_id = agent_client.submit().json()["id"]
-    timer = threading.Timer(0.3, kill_switch_set, kwargs={"scope": "global", "engaged": True, "reason": "stop", "actor": "cli"})
+    timer = threading.Timer(
+        0.3, kill_switch_set, kwargs={"scope": "global", "engaged": True, "reason": "stop", "actor": "cli"}
+    )
     timer.start()
     started = time.monotonic()
     body = agent_client.get(f"/actions/{action_id}/wait", timeout=10).json()
@@ -93,7 +98,8 @@ def test_the_agent_can_ask_whether_it_may_submit(agent_client):
 def test_ops_toggle_it_through_the_api_with_a_reason(agent_client, ops_client):
     pending = agent_client.submit().json()["id"]
     response = ops_client.post(
-        "/api/v1/ops/kill-switch", {"scope": "global", "engaged": True, "reason": "incident 7"},
+        "/api/v1/ops/kill-switch",
+        {"scope": "global", "engaged": True, "reason": "incident 7"},
         content_type="application/json",
     )
     assert response.status_code == 200
@@ -106,8 +112,12 @@ def test_ops_toggle_it_through_the_api_with_a_reason(agent_client, ops_client):
 
 @pytest.mark.parametrize(
     "body",
-    [{"scope": "global", "engaged": True, "reason": ""}, {"scope": "global", "engaged": True},
-     {"scope": "everything", "engaged": True, "reason": "x"}, {"scope": "global", "engaged": "yes", "reason": "x"}],
+    [
+        {"scope": "global", "engaged": True, "reason": ""},
+        {"scope": "global", "engaged": True},
+        {"scope": "everything", "engaged": True, "reason": "x"},
+        {"scope": "global", "engaged": "yes", "reason": "x"},
+    ],
 )
 def test_ops_api_refuses_bad_toggles(ops_client, body):
     response = ops_client.post("/api/v1/ops/kill-switch", body, content_type="application/json")

@@ -22,8 +22,11 @@ def test_engaging_from_the_cli_halts_and_wakes_waiting_agents_within_a_second(li
 
     def wait(action_id):
         with httpx.Client(base_url=live_server.url, timeout=30) as http:
-            body = http.get(f"/api/v1/actions/{action_id}/wait", params={"timeout": 20},
-                            headers={"Authorization": f"Bearer {agent.key}"}).json()
+            body = http.get(
+                f"/api/v1/actions/{action_id}/wait",
+                params={"timeout": 20},
+                headers={"Authorization": f"Bearer {agent.key}"},
+            ).json()
         woke[action_id] = (time.monotonic(), body["status"])
 
     threads = [threading.Thread(target=wait, args=(i,)) for i in ids]
@@ -32,8 +35,22 @@ def test_engaging_from_the_cli_halts_and_wakes_waiting_agents_within_a_second(li
     time.sleep(1)
 
     env = {**os.environ, "DATABASE_URL": database_url(), "REVIEWQUEUE_VAR_DIR": str(tmp_path)}
-    subprocess.run([sys.executable, "manage.py", "kill_switch", "engage", "--scope", "agent:runaway",
-                    "--reason", "looping on refunds"], cwd=ROOT, env=env, check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "kill_switch",
+            "engage",
+            "--scope",
+            "agent:runaway",
+            "--reason",
+            "looping on refunds",
+        ],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     engaged_at = time.monotonic()  # the command has committed by the time it exits
     for thread in threads:
         thread.join()

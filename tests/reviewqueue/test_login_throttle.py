@@ -42,8 +42,15 @@ def _sign_in(http: httpx.Client, username: str, password: str, path: str = "/acc
     page = http.get(path)
     assert page.status_code == 200, page.text[:300]
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
-    return http.post(path, data={"username": username, "password": password, "csrfmiddlewaretoken": token,
-                                 "next": "/admin/" if path.startswith("/admin/") else "/"})
+    return http.post(
+        path,
+        data={
+            "username": username,
+            "password": password,
+            "csrfmiddlewaretoken": token,
+            "next": "/admin/" if path.startswith("/admin/") else "/",
+        },
+    )
 
 
 def _signed_in(http: httpx.Client) -> bool:
@@ -51,7 +58,8 @@ def _signed_in(http: httpx.Client) -> bool:
 
 
 def test_five_failures_lock_the_account_out_even_for_the_right_password_until_the_cool_off(
-        live_server, reviewer_account, short_lockout):
+    live_server, reviewer_account, short_lockout
+):
     with httpx.Client(base_url=live_server.url, timeout=30) as http:
         for password in WRONG[:4]:
             answer = _sign_in(http, "rhea", password)

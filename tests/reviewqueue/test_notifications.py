@@ -31,7 +31,9 @@ def _loopback_receivers_allowed(settings):
 
 
 def _deliver_all():
-    return [notifications.deliver(pk) for pk in OutboxMessage.objects.filter(status="pending").values_list("pk", flat=True)]
+    return [
+        notifications.deliver(pk) for pk in OutboxMessage.objects.filter(status="pending").values_list("pk", flat=True)
+    ]
 
 
 def test_the_agent_gets_a_signed_webhook_with_the_action_on_every_status_change(agent_client, reviewer, hook_server):
@@ -73,7 +75,7 @@ def test_a_failing_endpoint_is_retried_three_times_with_backoff_then_dead_letter
         message.refresh_from_db()
         if message.status == "pending":
             delay = (message.next_attempt_at - before).total_seconds()
-            assert 0 <= delay <= base * 2 ** attempt + 1  # full jitter: anywhere up to the cap
+            assert 0 <= delay <= base * 2**attempt + 1  # full jitter: anywhere up to the cap
             with time_machine.travel(message.next_attempt_at - timedelta(milliseconds=1), tick=False):
                 assert notifications.deliver(message.pk) == "not due"
             OutboxMessage.objects.filter(pk=message.pk).update(next_attempt_at=timezone.now())  # due now
@@ -113,10 +115,16 @@ def test_groups_hear_about_the_events_they_subscribed_to(agent_client, hook_serv
     senior_reviewer.save()
     seniors = Group.objects.get(name="senior_reviewer")
     NotificationChannel.objects.create(name="seniors mail", group=seniors, kind="email", events=["action.escalated"])
-    NotificationChannel.objects.create(name="ops hook", group=seniors, kind="webhook", target=f"{hook_server.url}/ops",
-                                       events=["action.escalated", "kill_switch.*"])
-    NotificationChannel.objects.create(name="quiet", group=seniors, kind="webhook", target=hook_server.url,
-                                       events=["action.expired"])
+    NotificationChannel.objects.create(
+        name="ops hook",
+        group=seniors,
+        kind="webhook",
+        target=f"{hook_server.url}/ops",
+        events=["action.escalated", "kill_switch.*"],
+    )
+    NotificationChannel.objects.create(
+        name="quiet", group=seniors, kind="webhook", target=hook_server.url, events=["action.expired"]
+    )
     action = Action.objects.get(pk=agent_client.submit().json()["id"])
 
     with time_machine.travel(action.next_deadline_at):
@@ -133,8 +141,13 @@ def test_groups_hear_about_the_events_they_subscribed_to(agent_client, hook_serv
 def test_engaging_the_kill_switch_notifies_agents_and_ops_and_flags_async_actions(
     agent_client, other_agent_client, hook_server, ops_user
 ):
-    NotificationChannel.objects.create(name="ops", group=Group.objects.get(name="ops"), kind="slack",
-                                       target=f"{hook_server.url}/slack", events=["kill_switch.*"])
+    NotificationChannel.objects.create(
+        name="ops",
+        group=Group.objects.get(name="ops"),
+        kind="slack",
+        target=f"{hook_server.url}/slack",
+        events=["kill_switch.*"],
+    )
     pending = agent_client.submit(callback_url=f"{hook_server.url}/agent").json()["id"]
     untouched = other_agent_client.submit_familiar(action_type="docs.edit", tool="").json()["id"]
     went_ahead = agent_client.submit(action_type="docs.edit", tool="", callback_url=f"{hook_server.url}/agent").json()
@@ -145,8 +158,11 @@ def test_engaging_the_kill_switch_notifies_agents_and_ops_and_flags_async_action
 
     by_path = {h["path"]: h["json"] for h in hook_server.received if h["path"] == "/slack"}
     assert "kill switch: engaged" in by_path["/slack"]["text"]
-    agent_hooks = sorted((h["json"]["id"], h["json"]["status"], h["json"]["review_state"])
-                         for h in hook_server.received if h["path"] == "/agent")
+    agent_hooks = sorted(
+        (h["json"]["id"], h["json"]["status"], h["json"]["review_state"])
+        for h in hook_server.received
+        if h["path"] == "/agent"
+    )
     assert agent_hooks == sorted([(pending, "halted", "none"), (went_ahead["id"], "approved", "flagged")])
     assert Action.objects.get(pk=untouched).review_state == "awaiting_review"
 

@@ -58,7 +58,7 @@ def test_an_item_escalated_by_hand_counts_as_escalated_in_the_stats_and_in_the_t
     page = Client()
     page.force_login(senior_reviewer)
     html = page.get("/queue/escalated/").content.decode()
-    assert f'/actions/{action.pk}/' in html
+    assert f"/actions/{action.pk}/" in html
 
 
 def test_a_blocking_action_is_painted_high_risk_on_the_queue_and_on_its_page(agent_client, reviewer):
@@ -86,19 +86,36 @@ def test_override_rate_means_the_same_overall_and_per_agent_and_type(agent_clien
 
 
 def test_the_admin_creates_and_edits_agents_through_the_audited_service(db, admin_client, reviewer):
-    admin_client.post("/admin/reviewqueue/agent/add/", {
-        "name": "ledger-bot", "description": "", "scopes": '["ledger.*"]', "rate_limit_per_minute": 120,
-        "conversation_rate_limit_per_minute": 30, "is_active": "on",
-        "keys-TOTAL_FORMS": 0, "keys-INITIAL_FORMS": 0,
-    })
+    admin_client.post(
+        "/admin/reviewqueue/agent/add/",
+        {
+            "name": "ledger-bot",
+            "description": "",
+            "scopes": '["ledger.*"]',
+            "rate_limit_per_minute": 120,
+            "conversation_rate_limit_per_minute": 30,
+            "is_active": "on",
+            "keys-TOTAL_FORMS": 0,
+            "keys-INITIAL_FORMS": 0,
+        },
+    )
     created = AuditEvent.objects.get(kind="agent.created")
     assert created.data["scopes"] == ["ledger.*"] and created.actor.startswith("user:")
     agent = created.agent
-    response = admin_client.post(f"/admin/reviewqueue/agent/{agent.pk}/change/", {
-        "name": "ledger-bot", "description": "", "scopes": '["ledger.*", "payments.*"]',
-        "rate_limit_per_minute": 120, "conversation_rate_limit_per_minute": 30, "is_active": "on",
-        "owners": [reviewer.pk], "keys-TOTAL_FORMS": 0, "keys-INITIAL_FORMS": 0,
-    })
+    response = admin_client.post(
+        f"/admin/reviewqueue/agent/{agent.pk}/change/",
+        {
+            "name": "ledger-bot",
+            "description": "",
+            "scopes": '["ledger.*", "payments.*"]',
+            "rate_limit_per_minute": 120,
+            "conversation_rate_limit_per_minute": 30,
+            "is_active": "on",
+            "owners": [reviewer.pk],
+            "keys-TOTAL_FORMS": 0,
+            "keys-INITIAL_FORMS": 0,
+        },
+    )
     assert response.status_code == 302, response.content.decode()[:2000]
     changed = AuditEvent.objects.get(kind="agent.changed")
     assert changed.data["changed"] == {"scopes": [["ledger.*"], ["ledger.*", "payments.*"]]}

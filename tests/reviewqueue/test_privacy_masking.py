@@ -36,11 +36,31 @@ EMAIL = "jane.doe@example.org"
 CARD = 4111111111111111
 PHONE = "+1 415 555 2671"
 SSN = "123-45-6789"
-PAYLOAD = {"ship_to": {"street_address": ADDRESS}, "password": PASSWORD, "email": EMAIL, "card": CARD, "ref": CARD,
-           "amount": 1200, "currency": "USD"}
+PAYLOAD = {
+    "ship_to": {"street_address": ADDRESS},
+    "password": PASSWORD,
+    "email": EMAIL,
+    "card": CARD,
+    "ref": CARD,
+    "amount": 1200,
+    "currency": "USD",
+}
 # Every spelling of each original a page could carry (JSON, HTML-escaped, grouped digits).
-SECRETS = (ADDRESS, "Baker Street", PASSWORD, "hunter2", EMAIL, "jane.doe", str(CARD), "4111 1111 1111 1111",
-           "4111-1111-1111-1111", PHONE, "555 2671", "5552671", SSN)
+SECRETS = (
+    ADDRESS,
+    "Baker Street",
+    PASSWORD,
+    "hunter2",
+    EMAIL,
+    "jane.doe",
+    str(CARD),
+    "4111 1111 1111 1111",
+    "4111-1111-1111-1111",
+    PHONE,
+    "555 2671",
+    "5552671",
+    SSN,
+)
 
 
 def assert_masked(body: str, where: str = "") -> None:
@@ -56,8 +76,10 @@ class Browser:
         self.http = httpx.Client(base_url=base_url, timeout=30)
         page = self.http.get("/accounts/login/")
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
-        signed_in = self.http.post("/accounts/login/", data={
-            "username": username, "password": f"pw-{username}", "csrfmiddlewaretoken": token, "next": "/"})
+        signed_in = self.http.post(
+            "/accounts/login/",
+            data={"username": username, "password": f"pw-{username}", "csrfmiddlewaretoken": token, "next": "/"},
+        )
         assert signed_in.status_code == 302, signed_in.text[:500]
 
     def get(self, path: str, **kwargs) -> httpx.Response:
@@ -91,8 +113,12 @@ def masked_payload(page: str) -> dict:
 
 
 def tokens(masked: dict) -> dict[str, str]:
-    return {"address": masked["ship_to"]["street_address"], "password": masked["password"],
-            "email": masked["email"], "card": masked["card"]}
+    return {
+        "address": masked["ship_to"]["street_address"],
+        "password": masked["password"],
+        "email": masked["email"],
+        "card": masked["card"],
+    }
 
 
 def test_the_edit_preview_never_shows_a_masked_value_however_it_is_moved(sign_in, agent_client, reviewer):
@@ -104,19 +130,28 @@ def test_the_edit_preview_never_shows_a_masked_value_however_it_is_moved(sign_in
     masked = masked_payload(page.text)
     tok = tokens(masked)
     tricks = {
-        "under other keys": {**masked, "memo": tok["password"], "where": tok["address"], "n": tok["card"],
-                             "to": tok["email"]},
+        "under other keys": {
+            **masked,
+            "memo": tok["password"],
+            "where": tok["address"],
+            "n": tok["card"],
+            "to": tok["email"],
+        },
         "as key names": {**masked, tok["email"]: 1, tok["password"]: 2, tok["card"]: 3, tok["address"]: 4},
-        "inside longer text": {**masked, "memo": f"pw {tok['password']} at {tok['address']} / {tok['card']}",
-                               f"k-{tok['password']}": f"x{tok['email']}y"},
+        "inside longer text": {
+            **masked,
+            "memo": f"pw {tok['password']} at {tok['address']} / {tok['card']}",
+            f"k-{tok['password']}": f"x{tok['email']}y",
+        },
         "nested and in lists": {**masked, "items": [{"v": tok["password"]}, [tok["card"], tok["address"]]]},
         "replacing the whole payload": {"a": tok["password"], "b": tok["address"], "c": tok["card"]},
         "a token with another hint": {**masked, "memo": re.sub(r":[^⟧]*⟧", ": shown?⟧", tok["password"])},
         "a forged number": {**masked, "memo": "⟦secret #99⟧"},
     }
     for name, edited in tricks.items():
-        preview = rita.post(f"/actions/{action.pk}/edit-preview", {"payload": json.dumps(edited)},
-                            **{"HX-Request": "true"})
+        preview = rita.post(
+            f"/actions/{action.pk}/edit-preview", {"payload": json.dumps(edited)}, **{"HX-Request": "true"}
+        )
         assert preview.status_code == 200, (name, preview.text[:500])
         assert_masked(preview.text, name)
         assert "Changes" in preview.text or "edit-error" in preview.text, (name, preview.text[:500])
@@ -129,8 +164,9 @@ def test_a_guess_of_a_masked_value_is_not_confirmed_by_the_preview(sign_in, agen
     masked = masked_payload(rita.get(f"/actions/{action.pk}/").text)
 
     def preview(guess: str) -> str:
-        body = rita.post(f"/actions/{action.pk}/edit-preview",
-                         {"payload": json.dumps({**masked, "password": guess})}).text
+        body = rita.post(
+            f"/actions/{action.pk}/edit-preview", {"payload": json.dumps({**masked, "password": guess})}
+        ).text
         return body.replace(guess, "GUESS")
 
     right, wrong = preview(PASSWORD), preview("not-the-password")
@@ -144,9 +180,18 @@ def test_edits_kept_on_the_server_are_shown_masked_to_every_plain_reviewer(
     action = d.blocking(agent_client, payload=PAYLOAD)
     rita = sign_in(reviewer)
     tok = tokens(masked_payload(rita.get(f"/actions/{action.pk}/").text))
-    edited = {**PAYLOAD, "ship_to": {"street_address": tok["address"]}, "password": tok["password"],
-              "email": tok["email"], "card": tok["card"], "amount": 900,
-              "memo": tok["password"], tok["email"]: tok["card"], tok["card"]: 1, "note": f"to {tok['address']}"}
+    edited = {
+        **PAYLOAD,
+        "ship_to": {"street_address": tok["address"]},
+        "password": tok["password"],
+        "email": tok["email"],
+        "card": tok["card"],
+        "amount": 900,
+        "memo": tok["password"],
+        tok["email"]: tok["card"],
+        tok["card"]: 1,
+        "note": f"to {tok['address']}",
+    }
     decided = rita.post(f"/actions/{action.pk}/decide", {"decision": "edit", "payload": json.dumps(edited)})
     assert decided.status_code in (200, 302, 422), decided.text[:500]
     assert_masked(decided.text, "decide answer")
@@ -168,7 +213,9 @@ def test_the_first_approvers_edit_is_shown_masked_to_the_second(sign_in, agent_c
     masked = masked_payload(sign_in(other).get(f"/actions/{action.pk}/").text)
     tok = tokens(masked)
     lifecycle.action_decide(  # the first approver moved the values (through the form, as above)
-        action=action, user=senior_reviewer, approve=True,
+        action=action,
+        user=senior_reviewer,
+        approve=True,
         edited_payload={**PAYLOAD, "amount": 75000.0, "memo": PASSWORD, ADDRESS: CARD, "to": f"<{EMAIL}>"},
     )
     rita = sign_in(reviewer)
@@ -231,8 +278,9 @@ def test_the_queue_filter_cannot_find_masked_text(sign_in, agent_client, reviewe
     sam = sign_in(senior_reviewer)  # a senior reads the summary masked too: no probe of it either
     for probe in ("jane.doe", "4111 1111", "555 2671"):
         assert str(action.pk) not in sam.get(f"/queue/blocking/?q={quote(probe)}").text, probe
-        assert str(action.pk) not in sam.get(f"/queue/blocking/?q={quote(probe)}",
-                                              headers={"HX-Request": "true"}).text, probe
+        assert (
+            str(action.pk) not in sam.get(f"/queue/blocking/?q={quote(probe)}", headers={"HX-Request": "true"}).text
+        ), probe
     assert str(action.pk) in sam.get(f"/queue/blocking/?q={quote('@example.org')}").text
 
 
@@ -256,11 +304,8 @@ def _between(page: str, start: str, end: str) -> str:
     return page.split(start, 1)[1].split(end, 1)[0]
 
 
-def test_a_senior_sees_the_summary_and_rationale_masked_until_an_audited_reveal(
-    sign_in, agent_client, senior_reviewer
-):
-    action = d.blocking(agent_client, payload={"amount": 1200, "currency": "USD"}, summary=SUMMARY,
-                        rationale=RATIONALE)
+def test_a_senior_sees_the_summary_and_rationale_masked_until_an_audited_reveal(sign_in, agent_client, senior_reviewer):
+    action = d.blocking(agent_client, payload={"amount": 1200, "currency": "USD"}, summary=SUMMARY, rationale=RATIONALE)
     sam = sign_in(senior_reviewer)
     page = sam.get(f"/actions/{action.pk}/")
     assert page.status_code == 200
@@ -294,6 +339,7 @@ def test_a_senior_sees_the_summary_and_rationale_masked_until_an_audited_reveal(
 
 # ------------------------------------------------------------------ admin ---
 
+
 def _staff(username: str, *groups: str):
     user = _user(username, *groups, is_staff=True)
     user.user_permissions.add(*Permission.objects.filter(codename__in=["view_action", "view_auditevent"]))
@@ -301,10 +347,20 @@ def _staff(username: str, *groups: str):
 
 
 def test_the_admin_shows_actions_masked_and_reveals_them_only_audited(sign_in, agent_client, senior_reviewer):
-    action = d.blocking(agent_client, payload=PAYLOAD, summary=SUMMARY, rationale=RATIONALE,
-                        context={"user_message": f"my card is {CARD}, mail {EMAIL}"})
-    lifecycle.action_decide(action=action, user=senior_reviewer, approve=True, note="ok",
-                            edited_payload={**PAYLOAD, "amount": 900, "memo": PASSWORD})
+    action = d.blocking(
+        agent_client,
+        payload=PAYLOAD,
+        summary=SUMMARY,
+        rationale=RATIONALE,
+        context={"user_message": f"my card is {CARD}, mail {EMAIL}"},
+    )
+    lifecycle.action_decide(
+        action=action,
+        user=senior_reviewer,
+        approve=True,
+        note="ok",
+        edited_payload={**PAYLOAD, "amount": 900, "memo": PASSWORD},
+    )
     clerk = sign_in(_staff("carl"))
     change, reveal = (f"/admin/reviewqueue/action/{action.pk}/{end}/" for end in ("change", "reveal"))
     page = clerk.get(change)
@@ -313,8 +369,13 @@ def test_the_admin_shows_actions_masked_and_reveals_them_only_audited(sign_in, a
     listing = clerk.get("/admin/reviewqueue/action/")
     assert listing.status_code == 200 and str(action.pk) in listing.text
     assert_masked(listing.text, "admin list")
-    for probe in ("?q=jane.doe", "?summary__icontains=jane", "?payload__icontains=hunter2",
-                  "?rationale__contains=123-45", "?context__icontains=4111"):
+    for probe in (
+        "?q=jane.doe",
+        "?summary__icontains=jane",
+        "?payload__icontains=hunter2",
+        "?rationale__contains=123-45",
+        "?context__icontains=4111",
+    ):
         found = clerk.get(f"/admin/reviewqueue/action/{probe}")  # (the page may echo the probe itself)
         assert found.status_code in (200, 400) and str(action.pk) not in found.text, probe  # no search oracle
     assert "Reveal" not in page.text
@@ -347,8 +408,13 @@ def test_group_notifications_and_the_admins_outbox_and_audit_pages_stay_masked(s
     from reviewqueue.models import NotificationChannel, OutboxMessage
     from reviewqueue.notify import outbox as notifications
 
-    NotificationChannel.objects.create(name="seniors", group=Group.objects.get_or_create(name="senior_reviewer")[0],
-                                       kind="email", target="seniors@acme.example", events=["action.*"])
+    NotificationChannel.objects.create(
+        name="seniors",
+        group=Group.objects.get_or_create(name="senior_reviewer")[0],
+        kind="email",
+        target="seniors@acme.example",
+        events=["action.*"],
+    )
     escalated = d.blocking(agent_client, payload=PAYLOAD, summary=SUMMARY)
     rejected = d.blocking(agent_client, payload=PAYLOAD, summary=SUMMARY)
     rita = sign_in(reviewer)
@@ -385,8 +451,10 @@ def test_group_notifications_and_the_admins_outbox_and_audit_pages_stay_masked(s
         assert found.status_code == 400 or str(webhook.pk) not in found.text, probe
 
 
-DETECTABLE = (f"Refund {EMAIL}, card 4111 1111 1111 1111, IBAN DE89370400440532013000, SSN {SSN}, call {PHONE}, "
-              f"password={PASSWORD}; Amazon order 113-8823341-0091827 on 2024-06-11 for 42 USD")
+DETECTABLE = (
+    f"Refund {EMAIL}, card 4111 1111 1111 1111, IBAN DE89370400440532013000, SSN {SSN}, call {PHONE}, "
+    f"password={PASSWORD}; Amazon order 113-8823341-0091827 on 2024-06-11 for 42 USD"
+)
 
 
 def test_text_is_masked_exactly_where_the_routers_detectors_find_personal_data():
@@ -396,18 +464,26 @@ def test_text_is_masked_exactly_where_the_routers_detectors_find_personal_data()
     pieces = re.split(r"⟦([a-z_]+): [^⟦⟧]*⟧", text_mask(DETECTABLE))
     bounds = [0, *(at for _, start, end in spans for at in (start, end)), len(DETECTABLE)]
     assert pieces[1::2] == [kind for kind, _, _ in spans]
-    assert pieces[0::2] == [DETECTABLE[bounds[i]:bounds[i + 1]] for i in range(0, len(bounds), 2)]
+    assert pieces[0::2] == [DETECTABLE[bounds[i] : bounds[i + 1]] for i in range(0, len(bounds), 2)]
     assert "113-8823341-0091827 on 2024-06-11 for 42 USD" in pieces[-1]  # look-alikes stay readable
 
 
 def test_a_payload_is_masked_where_the_routers_detectors_or_its_personal_key_names_say():
-    payload = {"customer_email": "ask at the desk", "shipping_zip": "94107", "card_cvc": 123, "mobile_phone": "n/a",
-               "zipper": "94107-x", "tokenizer": "bpe", "note": DETECTABLE}
+    payload = {
+        "customer_email": "ask at the desk",
+        "shipping_zip": "94107",
+        "card_cvc": 123,
+        "mobile_phone": "n/a",
+        "zipper": "94107-x",
+        "tokenizer": "bpe",
+        "note": DETECTABLE,
+    }
     masked = payload_mask(payload)
     expected = []
     for key, value in payload.items():
         expected += [value] if PERSONAL_KEY.search(key) else [value[s:e] for _, s, e in personal_spans(value)]
     assert masked.originals == expected
-    assert [masked.value[key].split(" #")[0] for key in ("customer_email", "shipping_zip", "card_cvc", "mobile_phone")] == [
-        "⟦email", "⟦address", "⟦card", "⟦phone"]  # the kind the key names (KEY_KINDS)
+    assert [
+        masked.value[key].split(" #")[0] for key in ("customer_email", "shipping_zip", "card_cvc", "mobile_phone")
+    ] == ["⟦email", "⟦address", "⟦card", "⟦phone"]  # the kind the key names (KEY_KINDS)
     assert (masked.value["zipper"], masked.value["tokenizer"]) == ("94107-x", "bpe")

@@ -19,6 +19,7 @@ def backend(request, settings):
     settings.REVIEWQUEUE = {**settings.REVIEWQUEUE, "RATE_LIMIT_BACKEND": request.param}
     return request.param
 
+
 START = datetime(2026, 11, 23, 12, 0, 10, tzinfo=UTC)
 
 
@@ -85,7 +86,9 @@ def _drop_connections(admin):
 
 @needs_redis
 @pytest.mark.parametrize("backend", ["cache"], indirect=True)
-@pytest.mark.parametrize("disruption", [_forget_scripts, _drop_connections], ids=["scripts-flushed", "connections-dropped"])
+@pytest.mark.parametrize(
+    "disruption", [_forget_scripts, _drop_connections], ids=["scripts-flushed", "connections-dropped"]
+)
 @time_machine.travel(START, tick=False)
 def test_counting_goes_on_after_redis_restarts(db, disruption):
     client = make_agent("steady", rate_limit_per_minute=2)

@@ -54,8 +54,12 @@ def test_the_demo_agents_key_file_is_owner_only_when_created_and_when_renewed(li
 
 def test_the_generated_secret_key_is_owner_only(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-c", BOOT], cwd=ROOT, env={"PATH": os.environ["PATH"], "REVIEWQUEUE_VAR_DIR": str(tmp_path)},
-        capture_output=True, text=True, umask=0,
+        [sys.executable, "-c", BOOT],
+        cwd=ROOT,
+        env={"PATH": os.environ["PATH"], "REVIEWQUEUE_VAR_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        umask=0,
     )
     assert done.returncode == 0, done.stderr
     assert _mode(tmp_path / "secret_key") == 0o600

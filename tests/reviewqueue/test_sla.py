@@ -117,8 +117,9 @@ def test_async_review_escalates_when_overdue_and_alerts_ops_at_twice_the_sla(age
 
 
 def test_a_policy_for_an_action_type_pattern_overrides_the_default(agent_client):
-    SlaPolicy.objects.create(tier="blocking", action_type_pattern="payments.*", sla=timedelta(minutes=2),
-                             steps=[{"at": 1, "do": "expire"}])
+    SlaPolicy.objects.create(
+        tier="blocking", action_type_pattern="payments.*", sla=timedelta(minutes=2), steps=[{"at": 1, "do": "expire"}]
+    )
     action = _submit(agent_client)
     assert action.sla_due_at == T0 + timedelta(minutes=2)
     _sweep_at(T0 + timedelta(minutes=2))
@@ -146,8 +147,13 @@ def test_the_sweep_handles_oldest_first(agent_client):
 
 @pytest.mark.parametrize(
     "steps, tier",
-    [([], "blocking"), ([{"at": 1, "do": "explode"}], "blocking"), ([{"at": 1, "do": "expire"}], "async_review"),
-     ([{"at": 1, "do": "expire"}, {"at": 0.5, "do": "escalate"}], "blocking"), ("soon", "blocking")],
+    [
+        ([], "blocking"),
+        ([{"at": 1, "do": "explode"}], "blocking"),
+        ([{"at": 1, "do": "expire"}], "async_review"),
+        ([{"at": 1, "do": "expire"}, {"at": 0.5, "do": "escalate"}], "blocking"),
+        ("soon", "blocking"),
+    ],
 )
 def test_bad_chains_are_refused(steps, tier):
     with pytest.raises(ValidationError):

@@ -27,7 +27,7 @@ postgresql_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="
 def _statement(path: Path) -> str:
     """The file's CREATE statement (after its header of comments)."""
     text = path.read_text()
-    return text[text.index("CREATE "):]
+    return text[text.index("CREATE ") :]
 
 
 def _same_statement(sql: str) -> str:
@@ -48,7 +48,9 @@ def _forward_sql(name: str) -> str:
 
 def test_there_is_a_file_for_each_function():
     assert [path.stem for path in FILES] == [
-        "reviewqueue_audit_append", "reviewqueue_audit_append_only", "reviewqueue_submit",
+        "reviewqueue_audit_append",
+        "reviewqueue_audit_append_only",
+        "reviewqueue_submit",
     ]
     for path in FILES:
         assert re.match(rf"CREATE OR REPLACE FUNCTION {path.stem}\(", _statement(path)), path.name
@@ -73,7 +75,8 @@ def test_no_migration_imports_another_or_patches_its_sql():
 def _function_definition(cursor, name: str, schema: str) -> str:
     cursor.execute(
         "SELECT pg_get_functiondef(p.oid) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
-        " WHERE p.proname = %s AND n.nspname = %s", [name, schema],
+        " WHERE p.proname = %s AND n.nspname = %s",
+        [name, schema],
     )
     definitions = [row[0] for row in cursor.fetchall()]
     assert len(definitions) == 1, f"{schema}.{name}: {len(definitions)} definitions"
@@ -115,7 +118,7 @@ def test_every_function_in_the_database_has_its_file():
 AT = datetime(2026, 11, 29, 12, 0, 0, 123456, tzinfo=UTC)
 TRICKY = {
     "empty": {},
-    "text": {"note": "naïve ☃ \u2028 \"quoted\" \\ back/slash 見積書 🚀", "": "empty key", "\u00e9": "é composed"},
+    "text": {"note": 'naïve ☃ \u2028 "quoted" \\ back/slash 見積書 🚀', "": "empty key", "\u00e9": "é composed"},
     "numbers": {"ints": [0, -1, 2**53 + 1, 10**18, 10**30], "floats": [2.5, 0.1, 1e-07, 1e-05, 123456.789, 0.9999]},
     "nested": {"b": [1, {"a": None, "z": False}], "a": True, "list": [[], {}, [[]]]},
 }
@@ -123,10 +126,19 @@ TRICKY = {
 
 def test_the_first_events_hash_is_pinned():
     """The hash of a given event at the chain's start, whoever computes it."""
-    body = event_body(seq=1, created_at=AT, kind="test.pinned", actor="test", action_id=None, agent_id=None,
-                      data={"b": [1, 2.5], "a": "ü"})
-    canonical = ('{"action_id":null,"actor":"test","agent_id":null,"created_at":"2026-11-29T12:00:00.123456+00:00",'
-                 '"data":{"a":"ü","b":[1,2.5]},"kind":"test.pinned","seq":1}')
+    body = event_body(
+        seq=1,
+        created_at=AT,
+        kind="test.pinned",
+        actor="test",
+        action_id=None,
+        agent_id=None,
+        data={"b": [1, 2.5], "a": "ü"},
+    )
+    canonical = (
+        '{"action_id":null,"actor":"test","agent_id":null,"created_at":"2026-11-29T12:00:00.123456+00:00",'
+        '"data":{"a":"ü","b":[1,2.5]},"kind":"test.pinned","seq":1}'
+    )
     expected = hashlib.sha256((GENESIS_HASH + canonical).encode()).hexdigest()
     assert chain_hash(GENESIS_HASH, body) == expected
     assert not AuditEvent.objects.exists()  # so the append below is the chain's first event
@@ -142,12 +154,20 @@ def test_postgresql_and_python_chain_the_same_hash(data):
     with transaction.atomic():
         audit_append(kind="test.first", actor="test", at=AT)
         event = audit_append(kind="test.hash", actor="agent:x", at=AT, data=data)
-    sent = event_body(seq=event.seq, created_at=AT, kind="test.hash", actor="agent:x", action_id=None, agent_id=None,
-                      data=data)
+    sent = event_body(
+        seq=event.seq, created_at=AT, kind="test.hash", actor="agent:x", action_id=None, agent_id=None, data=data
+    )
     assert event.hash == chain_hash(event.prev_hash, sent)
     stored = AuditEvent.objects.get(seq=event.seq)
     assert stored.data == data and stored.prev_hash == AuditEvent.objects.get(seq=event.seq - 1).hash
-    read_back = event_body(seq=stored.seq, created_at=stored.created_at, kind=stored.kind, actor=stored.actor,
-                           action_id=stored.action_id, agent_id=stored.agent_id, data=stored.data)
+    read_back = event_body(
+        seq=stored.seq,
+        created_at=stored.created_at,
+        kind=stored.kind,
+        actor=stored.actor,
+        action_id=stored.action_id,
+        agent_id=stored.agent_id,
+        data=stored.data,
+    )
     assert stored.hash == chain_hash(stored.prev_hash, read_back) == event.hash
     assert audit_verify()[1] is None

@@ -35,7 +35,9 @@ def test_a_blocking_action_is_pending_and_may_not_execute(agent_client):
 
 def test_a_read_is_approved_at_once_with_its_payload_bound(agent_client):
     payload = {"query": "ünïcode", "limit": 10}
-    body = agent_client.submit_familiar(action_type="crm.contacts.lookup", tool="hubspot.contacts.search", payload=payload).json()
+    body = agent_client.submit_familiar(
+        action_type="crm.contacts.lookup", tool="hubspot.contacts.search", payload=payload
+    ).json()
 
     assert body["tier"] == "auto"
     assert body["status"] == "approved" and body["may_execute"] is True
@@ -63,7 +65,14 @@ def test_a_first_sighting_goes_up_a_tier(agent_client):
 
 @pytest.mark.parametrize(
     "action_type",
-    ["payments.transfer", "files.delete", "GmailSendEmail", "iam.grant_role", "run_shell_command", "send_slack_message"],
+    [
+        "payments.transfer",
+        "files.delete",
+        "GmailSendEmail",
+        "iam.grant_role",
+        "run_shell_command",
+        "send_slack_message",
+    ],
 )
 def test_the_first_rule_policy_blocks_dangerous_types(agent_client, action_type):
     assert agent_client.submit(action_type=action_type).json()["tier"] == "blocking"
@@ -127,16 +136,29 @@ def test_every_answer_matches_the_documented_action_schema(agent_client, reviewe
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("body", [
-    submission(),
-    submission(
-        action_type="GmailSendEmail", tool="", conversation_id="", callback_url="", context=None, cost=None,
-        summary="Envoyer le devis à l'équipe — 見積書 🚀",
-        payload={"to": ["a@acme.example"], "nested": {"deep": [1, 2.5, -0.0001, 10**18, 10**30, True, None, ""]},
-                 "unicode": "naïve ☃ \u2028", "empty": {}},
-    ),
-    {"action_type": "db.rows.delete", "payload": {"table": "backups", "where": "age > 30"}, "summary": "Prune"},
-], ids=["full", "unicode-and-nulls", "required-only"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        submission(),
+        submission(
+            action_type="GmailSendEmail",
+            tool="",
+            conversation_id="",
+            callback_url="",
+            context=None,
+            cost=None,
+            summary="Envoyer le devis à l'équipe — 見積書 🚀",
+            payload={
+                "to": ["a@acme.example"],
+                "nested": {"deep": [1, 2.5, -0.0001, 10**18, 10**30, True, None, ""]},
+                "unicode": "naïve ☃ \u2028",
+                "empty": {},
+            },
+        ),
+        {"action_type": "db.rows.delete", "payload": {"table": "backups", "where": "age > 30"}, "summary": "Prune"},
+    ],
+    ids=["full", "unicode-and-nulls", "required-only"],
+)
 def test_a_committed_submission_reads_back_exactly_as_it_was_answered(body):
     """On PostgreSQL the action is written from a JSON row by the submit
     function (reviewqueue/sql/reviewqueue_submit.sql): every field must come

@@ -40,8 +40,13 @@ def test_similar_actions_show_how_they_ended(rita, agent_client, senior_reviewer
 def test_personal_data_is_masked_until_a_senior_reveals_it_and_every_reveal_is_audited(
     client, agent_client, reviewer, senior_reviewer
 ):
-    payload = {"to": "jane.doe@example.org", "phone": "+1 415 555 2671", "iban": "DE89370400440532013000",
-               "note": "card 4111 1111 1111 1111, ssn 123-45-6789", "amount": 1200}
+    payload = {
+        "to": "jane.doe@example.org",
+        "phone": "+1 415 555 2671",
+        "iban": "DE89370400440532013000",
+        "note": "card 4111 1111 1111 1111, ssn 123-45-6789",
+        "amount": 1200,
+    }
     action = d.blocking(agent_client, payload=payload)
     client.force_login(reviewer)
     html = client.get(f"/actions/{action.pk}/").content.decode()

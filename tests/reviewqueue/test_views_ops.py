@@ -15,8 +15,12 @@ def olga(client, ops_user):
 def test_only_ops_and_admins_may_open_or_use_it(client, reviewer, db):
     client.force_login(reviewer)
     assert client.get("/ops/kill-switches/").status_code == 403
-    assert client.post("/ops/kill-switches/change", {"scope_kind": "global", "engaged": "true", "reason": "x",
-                                                    "confirmed": "yes"}).status_code == 403
+    assert (
+        client.post(
+            "/ops/kill-switches/change", {"scope_kind": "global", "engaged": "true", "reason": "x", "confirmed": "yes"}
+        ).status_code
+        == 403
+    )
     assert not KillSwitch.objects.exists()
 
 
@@ -33,8 +37,11 @@ def test_engaging_asks_for_confirmation_then_halts_pending_actions_in_scope(olga
     html = confirm.content.decode()
     assert confirm.status_code == 200 and 'id="pending-count">1<' in html and "agent:billing-bot" in html
     assert not KillSwitch.objects.exists()  # nothing happens before the confirmation
-    done = olga.post("/ops/kill-switches/change", {"scope": "agent:billing-bot", "engaged": "true",
-                                                  "reason": "runaway refunds", "confirmed": "yes"}, follow=True)
+    done = olga.post(
+        "/ops/kill-switches/change",
+        {"scope": "agent:billing-bot", "engaged": "true", "reason": "runaway refunds", "confirmed": "yes"},
+        follow=True,
+    )
     assert "1 pending action(s) halted" in done.content.decode()
     assert KillSwitch.objects.get(scope="agent:billing-bot").engaged
     assert Action.objects.get(pk=action.pk).status == "halted"
@@ -47,13 +54,16 @@ def test_releasing_from_the_list(olga, agent_client):
 
     kill_switch_set(scope="global", engaged=True, reason="incident", actor="user:olga")
     assert "Release…" in olga.get("/ops/kill-switches/").content.decode()
-    olga.post("/ops/kill-switches/change", {"scope": "global", "engaged": "false", "reason": "resolved",
-                                           "confirmed": "yes"})
+    olga.post(
+        "/ops/kill-switches/change", {"scope": "global", "engaged": "false", "reason": "resolved", "confirmed": "yes"}
+    )
     assert not KillSwitch.objects.get(scope="global").engaged
     assert agent_client.submit().status_code == 201
 
 
 def test_a_bad_scope_is_refused_with_a_message(olga, db):
-    response = olga.post("/ops/kill-switches/change", {"scope_kind": "agent", "scope_value": "no spaces allowed",
-                                                      "engaged": "true", "reason": "x"})
+    response = olga.post(
+        "/ops/kill-switches/change",
+        {"scope_kind": "agent", "scope_value": "no spaces allowed", "engaged": "true", "reason": "x"},
+    )
     assert response.status_code == 422 and "scope must be" in response.content.decode()

@@ -20,8 +20,9 @@ def ids(response):
     return re.findall(r'data-id="([0-9a-f-]{36})"', response.content.decode())
 
 
-@pytest.mark.parametrize("path", ["/", "/queue/blocking/", "/nav/", "/ops/kill-switches/",
-                                  "/actions/01a20ac0-8b00-70f4-b98a-ae81771b38a0/"])
+@pytest.mark.parametrize(
+    "path", ["/", "/queue/blocking/", "/nav/", "/ops/kill-switches/", "/actions/01a20ac0-8b00-70f4-b98a-ae81771b38a0/"]
+)
 def test_every_page_sends_a_signed_out_visitor_to_the_login_form(client, db, path):
     response = client.get(path)
     assert response.status_code == 302 and response.url.startswith(f"/accounts/login/?next={path}")

@@ -41,13 +41,35 @@ pytestmark = pytest.mark.django_db
 
 # Every spelling the attacker's report used, and the neighbours of each.
 INWARD = [
-    "http://127.0.0.1/", "http://127.1/", "http://0x7f000001/", "http://0x7f.1/", "http://2130706433/",
-    "http://017700000001/", "http://127.0.0.1./", "http://[::1]/", "http://[::ffff:127.0.0.1]/",
-    "http://[::ffff:7f00:1]/", "http://[::7f00:1]/", "http://localhost/", "http://localhost./",
-    "http://LOCALHOST:8000/hooks", "http://hooks.localhost/", "http://0.0.0.0/", "http://0/", "http://[::]/",
-    "http://169.254.169.254/latest/meta-data/", "http://[fe80::1]/", "http://[64:ff9b::a9fe:a9fe]/",
-    "http://10.0.0.5/", "http://172.16.0.1/", "http://192.168.1.1/", "http://100.64.0.1/",
-    "http://[fd12:3456::1]/", "http://[2002:7f00:1::]/", "http://224.0.0.1/", "http://[ff02::1]/",
+    "http://127.0.0.1/",
+    "http://127.1/",
+    "http://0x7f000001/",
+    "http://0x7f.1/",
+    "http://2130706433/",
+    "http://017700000001/",
+    "http://127.0.0.1./",
+    "http://[::1]/",
+    "http://[::ffff:127.0.0.1]/",
+    "http://[::ffff:7f00:1]/",
+    "http://[::7f00:1]/",
+    "http://localhost/",
+    "http://localhost./",
+    "http://LOCALHOST:8000/hooks",
+    "http://hooks.localhost/",
+    "http://0.0.0.0/",
+    "http://0/",
+    "http://[::]/",
+    "http://169.254.169.254/latest/meta-data/",
+    "http://[fe80::1]/",
+    "http://[64:ff9b::a9fe:a9fe]/",
+    "http://10.0.0.5/",
+    "http://172.16.0.1/",
+    "http://192.168.1.1/",
+    "http://100.64.0.1/",
+    "http://[fd12:3456::1]/",
+    "http://[2002:7f00:1::]/",
+    "http://224.0.0.1/",
+    "http://[ff02::1]/",
     "https://intranet/hooks",
 ]
 
@@ -57,8 +79,12 @@ def _allow(settings, *entries):
 
 
 def _post_submission(live_server, key: str, **overrides) -> httpx.Response:
-    return httpx.post(f"{live_server.url}/api/v1/actions", json=submission(**overrides),
-                      headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    return httpx.post(
+        f"{live_server.url}/api/v1/actions",
+        json=submission(**overrides),
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    )
 
 
 def _deliver_all() -> list[str]:
@@ -67,6 +93,7 @@ def _deliver_all() -> list[str]:
 
 
 # ------------------------------------------------------------ submission ---
+
 
 @pytest.mark.django_db(transaction=True)
 def test_callback_urls_into_the_service_network_are_refused_in_every_spelling(live_server):
@@ -116,18 +143,35 @@ def test_the_admin_refuses_a_notification_channel_that_points_inward(live_server
     with httpx.Client(base_url=live_server.url, timeout=30) as http:
         page = http.get("/admin/login/")
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
-        assert http.post("/admin/login/", data={"username": "ada", "password": "pw-ada", "next": "/admin/",
-                                                "csrfmiddlewaretoken": token}).status_code == 302
+        assert (
+            http.post(
+                "/admin/login/",
+                data={"username": "ada", "password": "pw-ada", "next": "/admin/", "csrfmiddlewaretoken": token},
+            ).status_code
+            == 302
+        )
 
         def add(target: str) -> httpx.Response:
             form = http.get("/admin/reviewqueue/notificationchannel/add/")
             token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text).group(1)
-            return http.post("/admin/reviewqueue/notificationchannel/add/", data={
-                "name": f"hook {target}", "group": ops.pk, "kind": "webhook", "target": target,
-                "events": '["kill_switch.*"]', "is_active": "on", "csrfmiddlewaretoken": token})
+            return http.post(
+                "/admin/reviewqueue/notificationchannel/add/",
+                data={
+                    "name": f"hook {target}",
+                    "group": ops.pk,
+                    "kind": "webhook",
+                    "target": target,
+                    "events": '["kill_switch.*"]',
+                    "is_active": "on",
+                    "csrfmiddlewaretoken": token,
+                },
+            )
 
-        for target in ("http://169.254.169.254/latest/meta-data/", "http://[::ffff:127.0.0.1]:9000/",
-                       "https://ops:pw@hooks.example.com/rq"):
+        for target in (
+            "http://169.254.169.254/latest/meta-data/",
+            "http://[::ffff:127.0.0.1]:9000/",
+            "https://ops:pw@hooks.example.com/rq",
+        ):
             refused = add(target)
             assert refused.status_code == 200 and "errorlist" in refused.text, target
         assert not NotificationChannel.objects.exists()
@@ -137,12 +181,18 @@ def test_the_admin_refuses_a_notification_channel_that_points_inward(live_server
 
 # --------------------------------------------------------------- delivery ---
 
+
 def test_delivery_checks_again_and_refuses_what_became_inward(hook_server, settings, ops_user):
     """A channel saved while the allow-list admitted the receiver (or before
     the checks existed) is checked again at delivery: nothing reaches it."""
     _allow(settings, "127.0.0.0/8", "::1")
-    NotificationChannel.objects.create(name="ops", group=Group.objects.get(name="ops"), kind="webhook",
-                                       target=f"http://localhost:{hook_server.port}/ops", events=["kill_switch.*"])
+    NotificationChannel.objects.create(
+        name="ops",
+        group=Group.objects.get(name="ops"),
+        kind="webhook",
+        target=f"http://localhost:{hook_server.port}/ops",
+        events=["kill_switch.*"],
+    )
     _allow(settings)
 
     kill_switch_set(scope="global", engaged=True, reason="drill", actor="user:olga")
@@ -162,12 +212,16 @@ def test_the_transport_refuses_a_name_that_resolves_inward_and_connects_to_the_c
 
     url = f"http://{name}:{hook_server.port}/inward"
     guarded = netguard.GuardedTransport(netguard.parse_allow_list([]))
-    with httpx.Client(transport=guarded, timeout=5) as http, pytest.raises(netguard.UnsafeURL, match=r"resolves to .*loopback"):
+    with (
+        httpx.Client(transport=guarded, timeout=5) as http,
+        pytest.raises(netguard.UnsafeURL, match=r"resolves to .*loopback"),
+    ):
         http.post(url, content=b"{}")
     assert hook_server.received == []
 
-    with httpx.Client(transport=netguard.GuardedTransport(netguard.parse_allow_list(["127.0.0.0/8", "::1"])),
-                      timeout=5) as http:
+    with httpx.Client(
+        transport=netguard.GuardedTransport(netguard.parse_allow_list(["127.0.0.0/8", "::1"])), timeout=5
+    ) as http:
         assert http.post(url, content=b"{}").status_code == 200
     [hook] = hook_server.received
     assert hook["headers"]["Host"] == f"{name}:{hook_server.port}"
@@ -177,9 +231,28 @@ def test_over_tls_the_name_is_kept_for_sni_and_the_certificate_while_the_checked
     """The certificate is for "localhost" only: the delivery verifies it
     against the URL's name although it connects to the address it checked."""
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     served = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     served.load_cert_chain(cert, key)
     seen_names = []
@@ -209,6 +282,7 @@ def test_an_allow_listed_receiver_gets_its_webhook_under_its_own_name(agent_clie
 
 
 # ------------------------------------------------------------- signatures ---
+
 
 def _verify(secret: str, hook: dict) -> dict:
     return Webhook(secret.encode()).verify(hook["body"], hook["headers"])
@@ -244,8 +318,9 @@ def test_webhooks_are_signed_with_their_id_and_time_and_a_retry_keeps_its_id(age
     assert retry["headers"]["X-Reviewqueue-Signature"] == legacy  # kept for existing receivers
 
 
-def test_a_rotated_webhook_secret_signs_beside_the_old_one_until_the_grace_ends(agent_client, hook_server, settings,
-                                                                                capsys):
+def test_a_rotated_webhook_secret_signs_beside_the_old_one_until_the_grace_ends(
+    agent_client, hook_server, settings, capsys
+):
     _allow(settings, "127.0.0.0/8")
     old = agent_client.agent.webhook_secret
 
@@ -267,7 +342,8 @@ def test_a_rotated_webhook_secret_signs_beside_the_old_one_until_the_grace_ends(
     _verify(new, during)
     _verify(old, during)  # receivers not yet switched keep verifying
     assert during["headers"]["X-Reviewqueue-Signature"] == (
-        "sha256=" + hmac.new(old.encode(), during["body"], hashlib.sha256).hexdigest())
+        "sha256=" + hmac.new(old.encode(), during["body"], hashlib.sha256).hexdigest()
+    )
 
     with time_machine.travel(timezone.now() + timedelta(hours=1, seconds=1)):
         after = one_delivery()
@@ -297,6 +373,7 @@ def test_receivers_on_other_stacks_verify_with_the_whsec_form(agent_client, hook
 
 # ---------------------------------------------------------------- breaker ---
 
+
 def test_one_agents_failing_endpoint_does_not_open_the_circuit_for_another_on_the_same_host(
     agent_client, other_agent_client, hook_server, settings
 ):
@@ -304,8 +381,9 @@ def test_one_agents_failing_endpoint_does_not_open_the_circuit_for_another_on_th
     settings.REVIEWQUEUE = {**settings.REVIEWQUEUE, "BREAKER_FAILURES": 2}
     hook_server.status_for["/failing"] = 503
     for _ in range(3):
-        lifecycle.action_cancel(action=Action.objects.get(
-            pk=agent_client.submit(callback_url=f"{hook_server.url}/failing").json()["id"]))
+        lifecycle.action_cancel(
+            action=Action.objects.get(pk=agent_client.submit(callback_url=f"{hook_server.url}/failing").json()["id"])
+        )
     assert _deliver_all() == ["retry", "retry", "circuit open"]
 
     theirs = Action.objects.get(pk=other_agent_client.submit(callback_url=f"{hook_server.url}/fine").json()["id"])
@@ -318,12 +396,21 @@ def test_one_agents_failing_endpoint_does_not_open_the_circuit_for_another_on_th
 
 # ---------------------------------------------------------------- setting ---
 
+
 def test_a_nonsense_allow_list_stops_the_process_at_start(tmp_path):
     env = {"PATH": os.environ["PATH"], "REVIEWQUEUE_VAR_DIR": str(tmp_path)}
     boot = "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='config.settings'; django.setup()"
-    bad = subprocess.run([sys.executable, "-c", boot], capture_output=True, text=True,
-                         env={**env, "REVIEWQUEUE_WEBHOOK_ALLOWED_NETWORKS": "10.0.0.0/8, 300.1.2.3/8"})
+    bad = subprocess.run(
+        [sys.executable, "-c", boot],
+        capture_output=True,
+        text=True,
+        env={**env, "REVIEWQUEUE_WEBHOOK_ALLOWED_NETWORKS": "10.0.0.0/8, 300.1.2.3/8"},
+    )
     assert bad.returncode != 0 and "REVIEWQUEUE_WEBHOOK_ALLOWED_NETWORKS" in bad.stderr and "300.1.2.3" in bad.stderr
-    good = subprocess.run([sys.executable, "-c", boot], capture_output=True, text=True,
-                          env={**env, "REVIEWQUEUE_WEBHOOK_ALLOWED_NETWORKS": "10.0.0.0/8,fd00::/8,*.corp.example"})
+    good = subprocess.run(
+        [sys.executable, "-c", boot],
+        capture_output=True,
+        text=True,
+        env={**env, "REVIEWQUEUE_WEBHOOK_ALLOWED_NETWORKS": "10.0.0.0/8,fd00::/8,*.corp.example"},
+    )
     assert good.returncode == 0, good.stderr

@@ -43,8 +43,12 @@ def fresh_registry():
 
 def action(**overrides) -> ActionInput:
     values = {
-        "action_type": "crm.contacts.lookup", "tool": "hubspot.contacts.search", "payload": {"query": "Renata"},
-        "summary": "Look up a contact", "rationale": "", "agent": "support-bot",
+        "action_type": "crm.contacts.lookup",
+        "tool": "hubspot.contacts.search",
+        "payload": {"query": "Renata"},
+        "summary": "Look up a contact",
+        "rationale": "",
+        "agent": "support-bot",
     }
     values.update(overrides)
     return ActionInput(**values)

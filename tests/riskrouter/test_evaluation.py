@@ -48,7 +48,9 @@ def test_the_gate_fails_a_deliberately_bad_model(golden):
 
 
 def test_the_gate_passes_good_figures_and_catches_a_regression():
-    good = {"cv": {"high_to_auto": 0, "high_recall_blocking": 0.97, "automation_rate": 0.80, "brier": 0.30, "ece": 0.04}}
+    good = {
+        "cv": {"high_to_auto": 0, "high_recall_blocking": 0.97, "automation_rate": 0.80, "brier": 0.30, "ece": 0.04}
+    }
     worse = {"cv": {**good["cv"], "automation_rate": 0.74, "brier": 0.35}}
 
     assert gate(good, baseline=good) == []

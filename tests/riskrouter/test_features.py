@@ -13,26 +13,43 @@ def test_names_are_split_in_both_naming_styles():
 
 
 def test_a_stripe_amount_is_read_in_minor_units():
-    found = analyze(action(
-        action_type="payments.refund", tool="stripe.refunds.create", payload={"charge": "ch_1", "amount": 300},
-        summary="Refund the duplicate $3 shipping fee",
-    ))
+    found = analyze(
+        action(
+            action_type="payments.refund",
+            tool="stripe.refunds.create",
+            payload={"charge": "ch_1", "amount": 300},
+            summary="Refund the duplicate $3 shipping fee",
+        )
+    )
 
     assert found.max_amount.value == 3.0 and found.max_amount.minor_units
 
 
 def test_an_amount_in_major_units_stays_as_written():
-    found = analyze(action(action_type="payments.transfer", tool="bank_api.transfers.create",
-                           payload={"amount": 48000, "currency": "EUR"}, summary="Pay supplier invoice"))
+    found = analyze(
+        action(
+            action_type="payments.transfer",
+            tool="bank_api.transfers.create",
+            payload={"amount": 48000, "currency": "EUR"},
+            summary="Pay supplier invoice",
+        )
+    )
 
     assert found.max_amount.value == 48000 and not found.max_amount.minor_units
 
 
 def test_nested_amounts_and_counts_are_found():
-    found = analyze(action(action_type="payouts.bulk_create", tool="", payload={
-        "amount": {"value": "40.00", "currency": "USD"}, "items_count": 1312,
-        "line_items": [{"id": 88120, "row_count": 5}],
-    }))
+    found = analyze(
+        action(
+            action_type="payouts.bulk_create",
+            tool="",
+            payload={
+                "amount": {"value": "40.00", "currency": "USD"},
+                "items_count": 1312,
+                "line_items": [{"id": 88120, "row_count": 5}],
+            },
+        )
+    )
 
     assert found.max_amount.value == 40.0
     assert found.recipient_count == 1312

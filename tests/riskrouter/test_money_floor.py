@@ -15,7 +15,9 @@ from riskrouter.types import Tier
 
 def _duplicate_charge_refund(tool, amount):
     return riskrouter.ActionInput(
-        action_type="payments.refund", tool=tool, summary="Refund the duplicate charge",
+        action_type="payments.refund",
+        tool=tool,
+        summary="Refund the duplicate charge",
         payload={"charge": "ch_3PqX", "amount": amount, "currency": "USD"},
     )
 
@@ -89,9 +91,13 @@ def test_switching_the_money_rule_off_lets_small_change_through_again(router):
     action = _duplicate_charge_refund("", 3)
     relaxed = _without("money-moves")
     decision = evaluate(relaxed, action=action, analysis=analyze(action))
-    route = riskrouter.route(action, router=Router(
-        policy=relaxed, model=_model_saying(router.model, {"low": 0.98, "medium": 0.01, "high": 0.01}),
-    ))
+    route = riskrouter.route(
+        action,
+        router=Router(
+            policy=relaxed,
+            model=_model_saying(router.model, {"low": 0.98, "medium": 0.01, "high": 0.01}),
+        ),
+    )
 
     assert decision.tier == "auto" and not decision.fired
     assert route.tier == "auto", route.reasons
@@ -165,8 +171,12 @@ def test_amounts_written_as_text_under_odd_keys_or_negative_meet_the_thresholds(
     [
         ("payments.refund.status", "stripe.refunds.retrieve", {"refund": "re_3PU5"}, "Has the refund gone through?"),
         ("payments.payouts.list", "stripe.payouts.list", {"limit": 25}, "Which payouts landed last week?"),
-        ("GmailCreateDraft", "GmailCreateDraft",
-         {"to": ["ana@acme.example"], "body": "Your refund of $1,250.00 is on its way."}, "Draft a refund reply"),
+        (
+            "GmailCreateDraft",
+            "GmailCreateDraft",
+            {"to": ["ana@acme.example"], "body": "Your refund of $1,250.00 is on its way."},
+            "Draft a refund reply",
+        ),
         ("crm.orders.lookup", "", {"order_id": "o_1", "amount": "420 USD"}, "Look up the order"),
         ("invoices.search", "xero.invoices.list", {"amount_due": "1,250.00 USD"}, "Find the open invoice"),
         ("shopify.refunds.calculate", "", {"order_id": 5623, "shipping": {"full_refund": True}}, "Preview a refund"),
@@ -188,8 +198,11 @@ def test_benign_look_alikes_are_not_blocked_by_the_money_rule(router, action_typ
     [
         ("payments.refund", "stripe.refunds.create", {"charge": "ch_1", "amount": "$3.00"}),
         ("payments.refund", "", {"charge": "ch_1", "amount": 3}),
-        ("shopify.refund.create", "shopify.orders.refunds.create",
-         {"order_id": 5623, "transactions": [{"amount": "3.00"}]}),
+        (
+            "shopify.refund.create",
+            "shopify.orders.refunds.create",
+            {"order_id": 5623, "transactions": [{"amount": "3.00"}]},
+        ),
         ("invoices.retry_payment", "stripe.invoices.pay", {"invoice": "in_1", "amount_due": 8900}),  # money coming in
         ("payouts.create", "", {"amount": 5, "currency": "USD"}),
         ("expenses.reimburse", "expensify_reimburse_report", {"report_id": "R1", "total": 12}),
@@ -224,8 +237,9 @@ def test_a_transfer_or_charge_of_something_else_is_not_money(action_type, tool):
 
 
 def test_an_admin_can_see_and_switch_off_the_money_rule_by_name(router):
-    policy = build_policy(overrides=[replace(
-        next(r for r in DEFAULT_RULES if r.name == "money-amount-unread"), enabled=False)])
+    policy = build_policy(
+        overrides=[replace(next(r for r in DEFAULT_RULES if r.name == "money-amount-unread"), enabled=False)]
+    )
     route = riskrouter.route(_refund({"charge": "ch_3PqX"}), router=Router(policy=policy, model=router.model))
 
     assert not any(r.startswith(UNREAD) for r in route.reasons)
@@ -248,10 +262,23 @@ def test_a_disabled_money_moves_row_in_the_admin_switches_the_rule_off(db):
 @pytest.mark.parametrize(
     "text, value",
     [
-        ("420 USD", 420), ("$1,200.50", 1200.5), ("EUR 5.000,00", 5000), ("5.000,00 €", 5000), ("1'200.50", 1200.5),
-        ("1 200", 1200), ("US$ 420", 420), ("(420.00)", 420), ("-€3", 3), ("45,00", 45), ("0.500", 0.5),
-        ("1.2k", 1200), ("USD 1.2 million", 1_200_000), ("five hundred dollars", 500),
-        ("two thousand five hundred", 2500), ("twenty-five euros", 25), ("a million", 1_000_000),
+        ("420 USD", 420),
+        ("$1,200.50", 1200.5),
+        ("EUR 5.000,00", 5000),
+        ("5.000,00 €", 5000),
+        ("1'200.50", 1200.5),
+        ("1 200", 1200),
+        ("US$ 420", 420),
+        ("(420.00)", 420),
+        ("-€3", 3),
+        ("45,00", 45),
+        ("0.500", 0.5),
+        ("1.2k", 1200),
+        ("USD 1.2 million", 1_200_000),
+        ("five hundred dollars", 500),
+        ("two thousand five hundred", 2500),
+        ("twenty-five euros", 25),
+        ("a million", 1_000_000),
         ("1,00,000", 100_000),
     ],
 )
@@ -267,9 +294,14 @@ def test_what_is_not_an_amount_is_not_guessed(text):
 def test_an_integer_past_a_double_is_an_unread_amount_not_a_crash(router):
     huge = 10**400  # the API refuses these (422); a replay or an import may still bring one
     refund = riskrouter.route(_refund({"charge": "ch_1", "amount": huge}), router=router)
-    lookup = riskrouter.route(riskrouter.ActionInput(
-        action_type="crm.contacts.update", summary="Update the contact", payload={"id": "c_1", "score": huge},
-    ), router=router)
+    lookup = riskrouter.route(
+        riskrouter.ActionInput(
+            action_type="crm.contacts.update",
+            summary="Update the contact",
+            payload={"id": "c_1", "score": huge},
+        ),
+        router=router,
+    )
 
     assert refund.tier == "blocking"
     assert f"{UNREAD}: 'amount' is not a number" in refund.reasons

@@ -115,7 +115,9 @@ def test_a_broken_artifact_does_not_stop_routing(model, settings):
 
 def feedback_source():
     return [
-        LabeledAction(action(action_type="crm.contacts.export", summary="Export every contact"), "high", 1.0, "review:1"),
+        LabeledAction(
+            action(action_type="crm.contacts.export", summary="Export every contact"), "high", 1.0, "review:1"
+        ),
         LabeledAction(action(summary="Look up Renata"), "low", 0.5, "review:2"),
     ]
 

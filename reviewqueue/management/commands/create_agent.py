@@ -9,8 +9,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("name")
-        parser.add_argument("--scope", action="append", required=True, dest="scopes",
-                            help="Shell-style pattern of action types it may submit; repeat for more.")
+        parser.add_argument(
+            "--scope",
+            action="append",
+            required=True,
+            dest="scopes",
+            help="Shell-style pattern of action types it may submit; repeat for more.",
+        )
         parser.add_argument("--rate-limit", type=int, help="Submissions a minute (default 120).")
         parser.add_argument("--conversation-rate-limit", type=int, help="Submissions a minute per conversation.")
         parser.add_argument("--description", default="")
@@ -20,8 +25,12 @@ class Command(BaseCommand):
             raise CommandError("--scope must not be empty")
         try:
             agent, key = agent_create(
-                name=name, scopes=scopes, actor="cli", rate_limit_per_minute=rate_limit,
-                conversation_rate_limit_per_minute=conversation_rate_limit, description=description,
+                name=name,
+                scopes=scopes,
+                actor="cli",
+                rate_limit_per_minute=rate_limit,
+                conversation_rate_limit_per_minute=conversation_rate_limit,
+                description=description,
             )
         except ValidationError as exc:
             raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from None

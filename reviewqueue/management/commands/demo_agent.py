@@ -41,8 +41,9 @@ class Command(BaseCommand):
         parser.add_argument("--url", default="http://127.0.0.1:8000", help="the server's base URL")
         parser.add_argument("--key-file", default=str(settings.VAR_DIR / "demo-agent.key"))
         parser.add_argument("--interval", type=float, default=4.0, help="mean seconds between actions")
-        parser.add_argument("--max-pending", type=int, default=60,
-                            help="pause while this many of our actions wait for a reviewer")
+        parser.add_argument(
+            "--max-pending", type=int, default=60, help="pause while this many of our actions wait for a reviewer"
+        )
         parser.add_argument("--count", type=int, default=0, help="stop after this many (0: run until stopped)")
         parser.add_argument("--seed", type=int, default=None)
 
@@ -69,9 +70,13 @@ class Command(BaseCommand):
             if left <= 0:  # a new conversation of 1-4 actions
                 conversation, left = f"demo-{uuid.uuid4().hex[:8]}", rng.randint(1, 4)
             body = {
-                **rng.choice(pool), "conversation_id": conversation,
-                "cost": {"input_tokens": rng.randint(400, 6000), "output_tokens": rng.randint(40, 900),
-                         "usd": round(rng.uniform(0.0005, 0.03), 4)},
+                **rng.choice(pool),
+                "conversation_id": conversation,
+                "cost": {
+                    "input_tokens": rng.randint(400, 6000),
+                    "output_tokens": rng.randint(40, 900),
+                    "usd": round(rng.uniform(0.0005, 0.03), 4),
+                },
             }
             left -= 1
             status, answer = self._post("/api/v1/actions", body)
@@ -93,7 +98,9 @@ class Command(BaseCommand):
     def _request(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(  # noqa: S310 (our own http(s) --url)
-            self.base + path, data=data, method=method,
+            self.base + path,
+            data=data,
+            method=method,
             headers={"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"},
         )
         try:

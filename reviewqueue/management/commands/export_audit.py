@@ -27,8 +27,10 @@ def parse_since(text: str):
 
 
 class Command(BaseCommand):
-    help = ("Write the audit trail as JSON Lines (to stdout, or --output FILE), checking it against its signed "
-            "checkpoints on the way; exit 1 naming what differs.")
+    help = (
+        "Write the audit trail as JSON Lines (to stdout, or --output FILE), checking it against its signed "
+        "checkpoints on the way; exit 1 naming what differs."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--since", help="Only events at or after this time (ISO-8601) or age (7d).")

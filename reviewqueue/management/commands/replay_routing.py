@@ -29,8 +29,13 @@ class Command(BaseCommand):
         for action in actions.iterator(chunk_size=1000):
             route = riskrouter.route(
                 riskrouter.ActionInput(
-                    action_type=action.action_type, payload=action.payload, summary=action.summary,
-                    tool=action.tool, rationale=action.rationale, agent=action.agent.name, context=action.context,
+                    action_type=action.action_type,
+                    payload=action.payload,
+                    summary=action.summary,
+                    tool=action.tool,
+                    rationale=action.rationale,
+                    agent=action.agent.name,
+                    context=action.context,
                 ),
                 router=router,
             )
@@ -39,8 +44,9 @@ class Command(BaseCommand):
             if str(route.tier) != action.tier and len(changed) < examples:
                 changed.append((action, route))
         tiers = ["auto", "async_review", "blocking"]
-        self.stdout.write(f"{total} actions since {start:%Y-%m-%d %H:%M} UTC, routed again with "
-                          f"model {router.model_version}")
+        self.stdout.write(
+            f"{total} actions since {start:%Y-%m-%d %H:%M} UTC, routed again with model {router.model_version}"
+        )
         self.stdout.write(f"{'was → now':<14}" + "".join(f"{t:>14}" for t in tiers))
         for was in tiers:
             self.stdout.write(f"{was:<14}" + "".join(f"{moves[(was, now)]:>14}" for now in tiers))
@@ -48,5 +54,7 @@ class Command(BaseCommand):
         down = sum(n for (was, now), n in moves.items() if tiers.index(now) < tiers.index(was))
         self.stdout.write(f"would go up a tier: {up}; down: {down}; unchanged: {total - up - down}")
         for action, route in changed:
-            self.stdout.write(f"  {action.pk} {action.agent.name} {action.action_type}: {action.tier} → {route.tier}"
-                              f" ({'; '.join(route.reasons[:2])})")
+            self.stdout.write(
+                f"  {action.pk} {action.agent.name} {action.action_type}: {action.tier} → {route.tier}"
+                f" ({'; '.join(route.reasons[:2])})"
+            )

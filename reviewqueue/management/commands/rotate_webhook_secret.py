@@ -5,8 +5,10 @@ from reviewqueue.management.commands._rotation import agent_and_grace
 
 
 class Command(BaseCommand):
-    help = ("Give an agent a new webhook secret and print it (last word); the old one keeps signing "
-            "deliveries, beside the new one, for --grace (default: it stops now).")
+    help = (
+        "Give an agent a new webhook secret and print it (last word); the old one keeps signing "
+        "deliveries, beside the new one, for --grace (default: it stops now)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("name")

@@ -27,9 +27,12 @@ class Command(BaseCommand):
         self.stdout.write(services.report(evaluation, failures, version=version, baseline_version=version, notes=notes))
         if json_path:
             with open(json_path, "w", encoding="utf-8") as fh:
-                json.dump({"version": version, "metrics": evaluation.metrics(), "gate_failures": failures}, fh,
-                          indent=2, sort_keys=True)
+                json.dump(
+                    {"version": version, "metrics": evaluation.metrics(), "gate_failures": failures},
+                    fh,
+                    indent=2,
+                    sort_keys=True,
+                )
         if gate and failures:
             self.stdout.flush()
             sys.exit(1)
-

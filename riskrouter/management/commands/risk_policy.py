@@ -11,21 +11,33 @@ from riskrouter.policy import DEFAULT_RULES
 
 
 class Command(BaseCommand):
-    help = "Print the effective policy and its version. --seed-defaults copies code defaults into the admin for editing."
+    help = (
+        "Print the effective policy and its version. --seed-defaults copies code defaults into the admin for editing."
+    )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--seed-defaults", action="store_true",
-                            help="Create an admin row for each default rule not yet overridden.")
+        parser.add_argument(
+            "--seed-defaults", action="store_true", help="Create an admin row for each default rule not yet overridden."
+        )
 
     def handle(self, *args, seed_defaults: bool, **options) -> None:
         if seed_defaults:
             existing = set(PolicyRule.objects.values_list("name", flat=True))
             created = [
                 PolicyRule.objects.create(
-                    name=r.name, kind=r.kind, match=r.match, tier=r.tier, op=r.op, value=r.value,
-                    four_eyes=r.four_eyes, reason=r.reason, unless=r.unless, enabled=r.enabled,
+                    name=r.name,
+                    kind=r.kind,
+                    match=r.match,
+                    tier=r.tier,
+                    op=r.op,
+                    value=r.value,
+                    four_eyes=r.four_eyes,
+                    reason=r.reason,
+                    unless=r.unless,
+                    enabled=r.enabled,
                 )
-                for r in DEFAULT_RULES if r.name not in existing
+                for r in DEFAULT_RULES
+                if r.name not in existing
             ]
             self.stdout.write(f"Copied {len(created)} default rules into the admin.")
         policy = registry.current_policy()

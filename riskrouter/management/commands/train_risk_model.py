@@ -18,8 +18,11 @@ class Command(BaseCommand):
         parser.add_argument("--if-missing", action="store_true", help="Do nothing when a model is already active.")
         parser.add_argument("--no-promote", action="store_true", help="Register the candidate but don't promote it.")
         parser.add_argument("--quiet", action="store_true", help="Print only the outcome, not the evaluation.")
-        parser.add_argument("--skip-lodo", action="store_true",
-                            help="Skip the leave-one-domain-out run (about twice as fast; its figures aren't stored).")
+        parser.add_argument(
+            "--skip-lodo",
+            action="store_true",
+            help="Skip the leave-one-domain-out run (about twice as fast; its figures aren't stored).",
+        )
 
     def handle(self, *args, if_missing: bool, no_promote: bool, quiet: bool, skip_lodo: bool, **options) -> None:
         outcome = services.risk_model_train(promote=not no_promote, if_missing=if_missing, lodo=not skip_lodo)
@@ -28,10 +31,14 @@ class Command(BaseCommand):
             return
         model, evaluation = outcome.trained()
         if not quiet:
-            self.stdout.write(services.report(
-                evaluation, outcome.failures, version=model.version,
-                baseline_version=outcome.baseline_version,
-            ))
+            self.stdout.write(
+                services.report(
+                    evaluation,
+                    outcome.failures,
+                    version=model.version,
+                    baseline_version=outcome.baseline_version,
+                )
+            )
         for message in outcome.messages:
             self.stdout.write(message)
         if outcome.failures:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-import threading
+import os
+import queue
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,39 +41,58 @@ end
 return counts
 """
 _HIT_ALL_SHA = hashlib.sha1(_HIT_ALL.encode(), usedforsecurity=False).hexdigest()  # EVALSHA's name for it
-_per_thread = threading.local()
+_idle: dict[tuple[int, str], queue.SimpleQueue[redis.Redis]] = {}
 
 
-def _connection() -> redis.Connection:
-    """This thread's connection of its own: redis-py's client machinery (pool
-    checkout, retry wrappers, reply callbacks) cost more CPU per call than
-    the call's own round trip, so the one command goes straight to it."""
-    clients = getattr(_per_thread, "clients", None)
-    if clients is None:
-        clients = _per_thread.clients = {}
+def _idle_clients() -> queue.SimpleQueue[redis.Redis]:
+    """This process's idle clients of the configured Redis (a child forked
+    from a preloading master starts with none of the master's)."""
     url = str(settings.REDIS_URL)  # only called when it is set
-    client = clients.get(url)
-    if client is None:
-        client = clients[url] = redis.Redis.from_url(
-            url,
-            single_connection_client=True,
-            socket_timeout=settings.REDIS_TIMEOUT_SECONDS,
-            socket_connect_timeout=settings.REDIS_TIMEOUT_SECONDS,
-        )
-    connection = client.connection
-    if connection is None:  # single_connection_client made one above
-        raise RuntimeError("redis client without its connection")
-    return connection
+    found = _idle.get((os.getpid(), url))
+    if found is None:
+        found = _idle.setdefault((os.getpid(), url), queue.SimpleQueue())
+    return found
+
+
+def _open_client() -> redis.Redis:
+    """A client with one connection of its own (kept with it: dropping the
+    client would close the connection)."""
+    return redis.Redis.from_url(
+        str(settings.REDIS_URL),
+        single_connection_client=True,
+        socket_timeout=settings.REDIS_TIMEOUT_SECONDS,
+        socket_connect_timeout=settings.REDIS_TIMEOUT_SECONDS,
+    )
 
 
 def _run_script(script: str, sha: str, keys: list[str], *args: object):
-    """Run a Lua script on this thread's connection, in one round trip."""
-    conn = _connection()
+    """Run a Lua script in one round trip, on a connection borrowed for the call.
+
+    redis-py's client machinery (pool checkout, retry wrappers, reply
+    callbacks) cost more CPU per call than the call's own round trip, so the
+    one command goes straight to the raw connection. Connections are lent from
+    a free list rather than kept per thread: a process opens as many as it
+    runs calls at once (a few), not one per thread (256 a worker, most of them
+    parked in long-polls), and each one held about 95 KB."""
+    idle = _idle_clients()
     try:
-        return _evalsha(conn, script, sha, keys, args)
-    except redis.ConnectionError:
-        conn.disconnect()  # dropped (Redis restarted, say): connect again, once
-        return _evalsha(conn, script, sha, keys, args)
+        client = idle.get_nowait()
+    except queue.Empty:
+        client = _open_client()
+    conn = client.connection
+    if conn is None:  # single_connection_client made one when it was opened
+        raise RuntimeError("redis client without its connection")
+    try:
+        try:
+            return _evalsha(conn, script, sha, keys, args)
+        except redis.ConnectionError:
+            conn.disconnect()  # dropped (Redis restarted, say): connect again, once
+            return _evalsha(conn, script, sha, keys, args)
+    except BaseException:
+        conn.disconnect()  # a reply may be left unread: the next borrower reconnects
+        raise
+    finally:
+        idle.put(client)
 
 
 def _evalsha(conn: redis.Connection, script: str, sha: str, keys: list[str], args: tuple):

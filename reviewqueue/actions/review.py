@@ -138,17 +138,7 @@ def proposal_of(action: Action, decisions: list[Decision]) -> Proposal:
 
 def _route_edit(action: Action, payload: dict[str, Any]) -> riskrouter.Route:
     """A reviewer's edit through the router and the policy, as its submission went."""
-    return riskrouter.route(
-        riskrouter.ActionInput(
-            action_type=action.action_type,
-            payload=payload,
-            summary=action.summary,
-            tool=action.tool,
-            rationale=action.rationale,
-            agent=action.agent.name,
-            context=action.context,
-        )
-    )
+    return riskrouter.route(action.router_input(payload=payload))
 
 
 def _reasons_after_edit(current: list, route: riskrouter.Route, editor: str) -> list:

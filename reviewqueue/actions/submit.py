@@ -225,24 +225,7 @@ def _replay(agent: Agent, key: str, request_sha256: str, submission: Submission)
         )
     action = record.action
     with transaction.atomic():
-        engaged = killswitch.engaged_covering(
-            killswitch.engaged_switches(),
-            agent_name=agent.name,
-            action_type=action.action_type,
-            tool=action.tool,
-        )
-        if engaged:
-            refusals.refusal_record(
-                kind="action.refused_kill_switch",
-                agent=agent,
-                data={
-                    "scope": engaged.scope,
-                    "action_type": action.action_type,
-                    "tool": action.tool,
-                    "summary": action.summary,
-                    "replay_of": str(action.pk),
-                },
-            )
+        engaged = _switch_refusal(agent, action, replay_of=str(action.pk))
     if engaged:
         raise _kill_switch_engaged(engaged, action_id=str(action.pk))
     return Submitted(action=action, created=False)
@@ -329,6 +312,27 @@ def _prepare(
     )
 
 
+def _switch_refusal(agent: Agent, action: Action, **details: str) -> KillSwitch | None:
+    """The engaged switch that covers the action, its refusal counted (inside
+    the caller's transaction, the switches read under their lock); or None."""
+    engaged = killswitch.engaged_covering(
+        killswitch.engaged_switches(), agent_name=agent.name, action_type=action.action_type, tool=action.tool
+    )
+    if engaged:
+        refusals.refusal_record(
+            kind="action.refused_kill_switch",
+            agent=agent,
+            data={
+                "scope": engaged.scope,
+                "action_type": action.action_type,
+                "tool": action.tool,
+                "summary": action.summary,
+                **details,
+            },
+        )
+    return engaged
+
+
 def _write_carefully(
     agent: Agent,
     write: _Write,
@@ -344,24 +348,8 @@ def _write_carefully(
     action = write.action
     try:
         with transaction.atomic():
-            engaged = killswitch.engaged_covering(
-                killswitch.engaged_switches(),
-                agent_name=agent.name,
-                action_type=action.action_type,
-                tool=action.tool,
-            )
-            if engaged:
-                refusals.refusal_record(
-                    kind="action.refused_kill_switch",
-                    agent=agent,
-                    data={
-                        "scope": engaged.scope,
-                        "action_type": action.action_type,
-                        "tool": action.tool,
-                        "summary": action.summary,
-                    },
-                )
-            else:
+            engaged = _switch_refusal(agent, action)
+            if not engaged:
                 action.save(force_insert=True)
                 if write.key:
                     write.key.save(force_insert=True)

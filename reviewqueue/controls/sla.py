@@ -16,13 +16,12 @@ from django.conf import settings
 from django.db.models.signals import post_delete, post_save
 
 from reviewqueue.core.roles import Role
-from reviewqueue.models import (  # noqa: F401 (steps_validate: part of this module's API)
+from reviewqueue.models import (
     ALERT_OPS,
     ESCALATE,
     EXPIRE,
     SlaPolicy,
     Tier,
-    steps_validate,
 )
 
 DEFAULT_STEPS: dict[str, list[dict[str, Any]]] = {

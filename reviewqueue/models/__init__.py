@@ -12,7 +12,7 @@ from django.db import models
 from reviewqueue.core.ids import uuid7
 from reviewqueue.core.names import names_within
 from reviewqueue.core.roles import Role
-from riskrouter.types import Tier
+from riskrouter.types import ActionInput, Tier
 
 AGENT_NAME = RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$", "Letters, digits, '.', '_' and '-'.")
 
@@ -230,6 +230,18 @@ class Action(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action_type} ({self.status})"
+
+    def router_input(self, *, payload: dict[str, Any] | None = None) -> ActionInput:
+        """The action as the risk router reads it (replays, labels, a reviewer's edit with `payload`)."""
+        return ActionInput(
+            action_type=self.action_type,
+            payload=self.payload if payload is None else payload,
+            summary=self.summary,
+            tool=self.tool,
+            rationale=self.rationale,
+            agent=self.agent.name,
+            context=self.context,
+        )
 
     @property
     def is_open_blocking(self) -> bool:

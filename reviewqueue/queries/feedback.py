@@ -41,15 +41,7 @@ def labels() -> Iterator[riskrouter.LabeledAction]:
         if label is None:
             continue
         yield riskrouter.LabeledAction(
-            action=riskrouter.ActionInput(
-                action_type=action.action_type,
-                payload=action.payload,
-                summary=action.summary,
-                tool=action.tool,
-                rationale=action.rationale,
-                agent=action.agent.name,
-                context=action.context,
-            ),
+            action=action.router_input(),
             label=label[0],
             weight=label[1],
             source=f"decision:{decision.pk}",
@@ -87,8 +79,3 @@ def override_report(*, since: datetime | None = None, limit: int = 50) -> tuple[
     total = sum(r["decisions"] for r in report)
     overall = sum(r["too_low"] + r["too_high"] for r in report) / total if total else None
     return overall, report[:limit]
-
-
-def override_rates(*, since: datetime | None = None, limit: int = 50) -> list[dict]:
-    """Per agent and action type (see override_report)."""
-    return override_report(since=since, limit=limit)[1]

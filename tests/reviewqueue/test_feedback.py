@@ -5,7 +5,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from reviewqueue.models import Action, Decision
-from reviewqueue.queries.feedback import labels, override_rates
+from reviewqueue.queries.feedback import labels, override_report
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +28,7 @@ def test_decisions_become_labels_and_overrides(agent_client, reviewer):
     assert by_summary["Refund $9,000 to a new card"] == ("high", 1.0)
     assert by_summary["Fix a typo"] == ("high", 1.0)  # "too low"
 
-    rates = {(r["agent"], r["action_type"]): r for r in override_rates()}
+    rates = {(r["agent"], r["action_type"]): r for r in override_report()[1]}
     refunds = rates[("billing-bot", "payments.refund")]
     assert (refunds["decisions"], refunds["too_high"], refunds["too_low"]) == (2, 1, 0)
     assert rates[("billing-bot", "docs.edit")]["override_rate"] == 1.0

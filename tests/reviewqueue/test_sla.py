@@ -7,8 +7,7 @@ import time_machine
 from django.core.exceptions import ValidationError
 
 from reviewqueue.actions import lifecycle
-from reviewqueue.controls.sla import steps_validate
-from reviewqueue.models import Action, AuditEvent, OutboxMessage, SlaPolicy
+from reviewqueue.models import Action, AuditEvent, OutboxMessage, SlaPolicy, steps_validate
 
 pytestmark = pytest.mark.django_db
 

@@ -28,15 +28,7 @@ class Command(BaseCommand):
         actions = Action.objects.filter(created_at__gte=start).select_related("agent").order_by("created_at")
         for action in actions.iterator(chunk_size=1000):
             route = riskrouter.route(
-                riskrouter.ActionInput(
-                    action_type=action.action_type,
-                    payload=action.payload,
-                    summary=action.summary,
-                    tool=action.tool,
-                    rationale=action.rationale,
-                    agent=action.agent.name,
-                    context=action.context,
-                ),
+                action.router_input(),
                 router=router,
             )
             total += 1

@@ -33,14 +33,29 @@ def action_cancel(*, action: Action) -> Action:
     )
 
 
-def action_record_outcome(*, action: Action, outcome: str, detail: str) -> Action:
-    """The agent reports what happened when it executed; once, and only if it was allowed to."""
+def action_record_outcome(
+    *,
+    action: Action,
+    outcome: str,
+    detail: str,
+    duration_ms: int | None = None,
+    error_kind: str = "",
+    attempt: int | None = None,
+) -> Action:
+    """The agent reports what happened when it executed; once, and only if it was allowed to.
+    The duration, error kind and attempt are what its client measured (optional)."""
     if outcome not in Outcome.values:
         raise InvalidInput(f"outcome must be one of {', '.join(Outcome.values)}")
     now = timezone.now()
     with transaction.atomic():
         won = Action.objects.filter(pk=action.pk, status=Status.APPROVED, outcome="").update(
-            outcome=outcome, outcome_detail=detail, outcome_at=now, updated_at=now
+            outcome=outcome,
+            outcome_detail=detail,
+            outcome_at=now,
+            outcome_duration_ms=duration_ms,
+            outcome_error_kind=error_kind,
+            outcome_attempt=attempt,
+            updated_at=now,
         )
         if not won:
             action.refresh_from_db()
@@ -58,6 +73,12 @@ def action_record_outcome(*, action: Action, outcome: str, detail: str) -> Actio
             actor=f"agent:{action.agent.name}",
             action=action,
             at=now,
-            data={"outcome": outcome, "detail": detail},
+            data={
+                "outcome": outcome,
+                "detail": detail,
+                "duration_ms": duration_ms,
+                "error_kind": error_kind,
+                "attempt": attempt,
+            },
         )
     return action

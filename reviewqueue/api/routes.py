@@ -245,6 +245,9 @@ class OutcomeOut(Schema):
     status: Literal["succeeded", "failed"]
     detail: str
     at: datetime
+    duration_ms: int | None
+    error_kind: str
+    attempt: int | None
 
 
 class ActionOut(Schema):
@@ -285,6 +288,9 @@ class OutcomeIn(Schema):
     model_config = ConfigDict(extra="forbid")
     status: Literal["succeeded", "failed"]
     detail: Annotated[StrictStr, Field(max_length=10_000)] = ""
+    duration_ms: Annotated[StrictInt, Field(ge=0, le=2**31 - 1)] | None = None
+    error_kind: Annotated[StrictStr, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$", examples=["timeout"])] = ""
+    attempt: Annotated[StrictInt, Field(ge=1, le=1000)] | None = None
 
 
 class SwitchOut(Schema):
@@ -402,7 +408,16 @@ def cancel_action(request, action_id: uuid.UUID):
 def report_outcome(request, action_id: uuid.UUID, body: OutcomeIn):
     """Report what happened when the agent executed an approved action."""
     action = selectors.action_get_for_agent(agent=_agent(request), action_id=action_id)
-    return _action_response(lifecycle.action_record_outcome(action=action, outcome=body.status, detail=body.detail))
+    return _action_response(
+        lifecycle.action_record_outcome(
+            action=action,
+            outcome=body.status,
+            detail=body.detail,
+            duration_ms=body.duration_ms,
+            error_kind=body.error_kind,
+            attempt=body.attempt,
+        )
+    )
 
 
 @api.get("/kill-switch", auth=AgentKey(), response={200: AgentKillSwitchOut, **ERRORS}, tags=["kill switch"])

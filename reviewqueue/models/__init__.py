@@ -196,6 +196,10 @@ class Action(models.Model):
     outcome = models.CharField(max_length=16, choices=Outcome.choices, blank=True)
     outcome_detail = models.TextField(blank=True)
     outcome_at = models.DateTimeField(null=True, blank=True)
+    # What the agent's client measured when it ran the tool (API.md, "Follow an action").
+    outcome_duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    outcome_error_kind = models.CharField(max_length=64, blank=True)
+    outcome_attempt = models.PositiveSmallIntegerField(null=True, blank=True)
 
     objects = ActionQuerySet.as_manager()
 

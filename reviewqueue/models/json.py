@@ -38,7 +38,14 @@ def action_json(action: Action) -> dict[str, Any]:
         "updated_at": action.updated_at,
         "decided_at": action.decided_at,
         "decision": decision,
-        "outcome": {"status": action.outcome, "detail": action.outcome_detail, "at": action.outcome_at}
+        "outcome": {
+            "status": action.outcome,
+            "detail": action.outcome_detail,
+            "at": action.outcome_at,
+            "duration_ms": action.outcome_duration_ms,
+            "error_kind": action.outcome_error_kind,
+            "attempt": action.outcome_attempt,
+        }
         if action.outcome
         else None,
     }

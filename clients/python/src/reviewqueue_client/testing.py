@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from reviewqueue_client import errors
 from reviewqueue_client._canonical import sha256_hex
-from reviewqueue_client.models import Action, KillSwitchStatus
+from reviewqueue_client.models import Action, Decision, KillSwitchStatus, Risk
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ class FakeClient:
             created_at=now,
             updated_at=now,
             decided_at=now,
-            decision={"by": self.reviewer, "note": verdict.reason},
+            decision=Decision(by=self.reviewer, note=verdict.reason),
             outcome=None,
         )
         self._actions[action.id] = action

@@ -31,8 +31,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.submit_bench import BODY, PY, Server, create_agents, fresh_database, sh, user_environment  # noqa: E402
-from reviewqueue_client import Client, gate  # noqa: E402
+from reviewqueue_client import Client, gate
+
+from bench.submit_bench import BODY, PY, Server, create_agents, fresh_database, sh, user_environment
 
 
 def timed(fn, calls: int) -> list[float]:

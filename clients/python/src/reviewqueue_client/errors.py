@@ -133,7 +133,8 @@ class ActionRejected(ActionNotApproved):
 
     @property
     def message_for_model(self) -> str:
-        return f"Not done: a reviewer rejected this action. Reason: {self.reason or 'none given'}. {self.next_step}"
+        reason = (self.reason or "none given").rstrip(".")
+        return f"Not done: a reviewer rejected this action. Reason: {reason}. {self.next_step}"
 
 
 class ActionExpired(ActionNotApproved):

@@ -28,7 +28,7 @@ class ReviewqueueError(Exception):
 
     @property
     def message_for_model(self) -> str:
-        return f"The action was not run: {self.message} {self.next_step}"
+        return f"The action was not run: {self.message.rstrip('.')}. {self.next_step}"
 
     def __str__(self) -> str:
         return f"{self.message} ({self.code}{f', HTTP {self.status}' if self.status else ''}). {self.next_step}"

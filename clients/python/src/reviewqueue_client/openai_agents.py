@@ -69,7 +69,7 @@ from typing import Any
 
 from agents import Agent, FunctionTool, RunContextWrapper, Runner, RunResult, RunState, ToolApprovalItem
 from agents.function_schema import DocstringStyle, function_schema
-from agents.result import RunResultBase
+from agents.result import RunResultStreaming
 from agents.tool import ToolErrorFunction, default_tool_error_function
 from agents.tool_context import ToolContext
 from pydantic import ValidationError
@@ -233,13 +233,17 @@ class Approvals:
 
     # -- settling interruptions -----------------------------------------------------------------------
 
-    async def resolve(self, result: RunResultBase | RunState, *, timeout: float | None = None) -> RunState:
+    async def resolve(
+        self, result: RunResult | RunResultStreaming | RunState, *, timeout: float | None = None
+    ) -> RunState:
         """Wait for each held call's decision and approve or reject it in the run's state; returns the state
         to pass to ``Runner.run(agent, state)``. Interruptions of tools this object doesn't know are left as
         they are. Raises (nothing decided, nothing run) when reviewqueue can't be reached or ``timeout``
         seconds pass without a decision (``errors.StillPending``)."""
         state = result if isinstance(result, RunState) else result.to_state()
-        held = [(item, self._reviewed[item.tool_name]) for item in state.get_interruptions() if self._is_ours(item)]
+        held = [
+            (item, self._reviewed[item.tool_name or ""]) for item in state.get_interruptions() if self._is_ours(item)
+        ]
         context = _user_context(result)
         verdicts = await asyncio.gather(*(self._verdict(item, reviewed, context, timeout) for item, reviewed in held))
         for (item, _), refusal in zip(held, verdicts, strict=True):
@@ -261,7 +265,7 @@ class Approvals:
 
     # -- pausing and resuming -------------------------------------------------------------------------------
 
-    async def save(self, result: RunResultBase | RunState, *, context_serializer: Any = None) -> str:
+    async def save(self, result: RunResult | RunResultStreaming | RunState, *, context_serializer: Any = None) -> str:
         """The paused run as JSON text: the SDK's RunState and the action id of each held call. Store it
         server-side (it holds the conversation) under its action ids (``saved_action_ids``)."""
         state = result if isinstance(result, RunState) else result.to_state()
@@ -270,7 +274,7 @@ class Approvals:
         for item in state.get_interruptions():
             if not self._is_ours(item):
                 continue
-            reviewed = self._reviewed[item.tool_name]
+            reviewed = self._reviewed[item.tool_name or ""]
             key = self._key(reviewed.name, _call_id(item))
             entry: dict[str, Any] = {"tool": reviewed.name, "call_id": _call_id(item), "key": key}
             try:
@@ -475,6 +479,6 @@ def _default_summary(name: str, arguments: dict[str, Any]) -> str:
     return f"{name}({', '.join(f'{field}={value!r}' for field, value in arguments.items())})"
 
 
-def _user_context(result: RunResultBase | RunState) -> Any:
+def _user_context(result: RunResult | RunResultStreaming | RunState) -> Any:
     wrapper = getattr(result, "context_wrapper", None) or getattr(result, "_context", None)
     return getattr(wrapper, "context", None)

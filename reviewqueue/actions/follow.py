@@ -67,10 +67,12 @@ def action_record_outcome(
                 f"The action is {action.status}; only approved actions may report an outcome.",
                 details={"status": action.status},
             )
+        agent = action.agent  # kept: the refresh forgets the loaded agent, and the event needs it
         action.refresh_from_db()
+        action.agent = agent
         audit_append(
             kind="action.outcome",
-            actor=f"agent:{action.agent.name}",
+            actor=f"agent:{agent.name}",
             action=action,
             at=now,
             data={

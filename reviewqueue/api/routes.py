@@ -427,6 +427,36 @@ def agent_kill_switch(request):
     return {"may_submit": may_submit, "engaged": [_switch(s) for s in switches]}
 
 
+class ScopeQuestion(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action_type: Annotated[StrictStr, Field(pattern=ACTION_TYPE)]
+    tool: Annotated[StrictStr, Field(pattern=TOOL)] = ""
+
+
+class ScopeCheckIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    actions: Annotated[list[ScopeQuestion], Field(max_length=1000)]
+
+
+class ScopeCheckOut(Schema):
+    agent: str
+    scopes: list[str]
+    allowed: list[bool]
+
+
+@api.post("/agent/scopes", auth=AgentKey(), response={200: ScopeCheckOut, **ERRORS}, tags=["agents"])
+def agent_scope_check(request, body: ScopeCheckIn):
+    """Which of these actions this agent's scopes allow (the same rule as a
+    submission's), so a gateway can hide tools it may never call. Asking
+    submits nothing and is not counted against the rate limit."""
+    agent = _agent(request)
+    return {
+        "agent": agent.name,
+        "scopes": list(agent.scopes),
+        "allowed": [agent.allows(q.action_type, q.tool) for q in body.actions],
+    }
+
+
 # ------------------------------------------------------------------- ops ---
 
 

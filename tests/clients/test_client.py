@@ -58,6 +58,7 @@ def _nullable(prop: dict) -> bool:
         ("OutcomeOut", client_models.Outcome),
         ("AgentKillSwitchOut", client_models.KillSwitchStatus),
         ("SwitchOut", client_models.Switch),
+        ("ScopeCheckOut", client_models.ScopeCheck),
     ],
 )
 def test_the_clients_models_match_the_servers_openapi_document(rq, schema, model):
@@ -367,3 +368,12 @@ def test_the_fake_decides_by_rule_for_users_own_tests():
     assert transfer(amount=10) == "sent"
     assert ran == [1] and [s["payload"]["amount"] for s in fake.submissions] == [5000, 10]
     assert [o["status"] for o in fake.outcomes] == ["succeeded"]
+
+
+def test_an_agent_learns_which_actions_its_scopes_allow_without_submitting(live_server, transactional_db):
+    agent = make_agent("crm-reader", scopes=("crm.*", "hubspot.*"))
+    with Client(live_server.url, agent.key) as client:
+        check = client.allowed([("crm.contacts.lookup", "hubspot.contacts.search"), ("payments.transfer", "")])
+    assert check.agent == "crm-reader" and check.scopes == ["crm.*", "hubspot.*"]
+    assert check.allowed == [True, False]
+    assert not Action.objects.exists()

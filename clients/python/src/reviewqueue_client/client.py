@@ -23,7 +23,7 @@ from typing import Any, Literal
 import httpx
 
 from reviewqueue_client import errors
-from reviewqueue_client.models import Action, KillSwitchStatus
+from reviewqueue_client.models import Action, KillSwitchStatus, ScopeCheck
 
 LONG_POLL_MAX = 60.0  # the server's cap on one wait (seconds)
 RETRY_AFTER_MAX = 30.0  # longer than this, a 429 is the caller's to handle
@@ -93,6 +93,11 @@ def _outcome_call(
     if attempt is not None:
         body["attempt"] = attempt
     return _Call("POST", f"/api/v1/actions/{action_id}/outcome", body, headers={"Idempotency-Key": _new_key()})
+
+
+def _scope_call(actions: list[tuple[str, str]]) -> _Call:
+    body = {"actions": [{"action_type": action_type, "tool": tool} for action_type, tool in actions]}
+    return _Call("POST", "/api/v1/agent/scopes", body)
 
 
 def _new_key() -> str:
@@ -288,6 +293,10 @@ class Client(_Base):
         """Whether this agent may submit now, and every engaged switch that concerns it."""
         return KillSwitchStatus.model_validate(self._call(_Call("GET", "/api/v1/kill-switch")))
 
+    def allowed(self, actions: list[tuple[str, str]]) -> ScopeCheck:
+        """Which (action_type, tool) pairs this agent's scopes allow; submits nothing."""
+        return ScopeCheck.model_validate(self._call(_scope_call(actions)))
+
 
 class AsyncClient(_Base):
     """The asyncio twin of Client: the same methods, awaited."""
@@ -397,3 +406,6 @@ class AsyncClient(_Base):
 
     async def kill_switch(self) -> KillSwitchStatus:
         return KillSwitchStatus.model_validate(await self._call(_Call("GET", "/api/v1/kill-switch")))
+
+    async def allowed(self, actions: list[tuple[str, str]]) -> ScopeCheck:
+        return ScopeCheck.model_validate(await self._call(_scope_call(actions)))

@@ -103,3 +103,9 @@ class Switch(_Answer):
 class KillSwitchStatus(_Answer):
     may_submit: bool
     engaged: list[Switch]
+
+
+class ScopeCheck(_Answer):
+    agent: str
+    scopes: list[str]
+    allowed: list[bool]

@@ -4,7 +4,6 @@ webhook verification and the fake."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import httpx
@@ -20,6 +19,7 @@ from reviewqueue.actions import lifecycle
 from reviewqueue.actions.kill_switches import kill_switch_set
 from reviewqueue.models import Action, OutboxMessage
 from reviewqueue.notify import outbox
+from tests.clients.support import run_async
 from tests.conftest import make_agent
 
 LOOKUP = {
@@ -307,7 +307,7 @@ def test_a_gated_async_tool_runs_through_the_async_client(rq):
     async def twice():
         return [await lookup(query="jane@acme.example"), await lookup(query="jane@acme.example")]
 
-    assert asyncio.run(twice()) == ["found", "found"]
+    assert run_async(twice()) == ["found", "found"]
     assert Action.objects.filter(action_type="crm.contacts.lookup").count() == 1  # the natural key: one action
 
 
@@ -325,7 +325,7 @@ def test_an_async_client_submits_and_waits(rq, desk):
             return await client.submit_and_wait(**TRANSFER, wait_timeout=30)
 
     desk.approve_next()
-    action = asyncio.run(flow())
+    action = run_async(flow())
     desk.join()
     assert action.status == "approved" and action.executable_payload() == TRANSFER["payload"]
 

@@ -3,7 +3,6 @@ InMemorySaver, the real server (live_server), a reviewer at the real decision pa
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -18,6 +17,7 @@ from reviewqueue_client import Client, errors
 from reviewqueue_client.langchain import InterruptResolver, arun, resume_value, run
 
 from reviewqueue.models import Action, IdempotencyKey
+from tests.clients.support import run_async
 
 ACTION_TYPES = {"transfer_money": "payments.transfer", "lookup_contact": "crm.contacts.lookup"}
 BIG = {"to": "acct-991", "amount": 48000, "currency": "USD"}
@@ -257,7 +257,7 @@ def test_async_run_with_the_async_client(rq, desk):
             )
 
     desk.approve_next(edited_payload={**BIG, "amount": 4800})
-    state = asyncio.run(go())
+    state = run_async(go())
 
     assert bench.ran == [("transfer_money", {**BIG, "amount": 4800})]
     assert state["messages"][-1].content == "Done."

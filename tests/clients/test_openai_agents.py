@@ -7,7 +7,6 @@ sees exactly what the model was told. Tools record what ran, with which args.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -19,6 +18,7 @@ from reviewqueue_client import Client, errors
 from reviewqueue_client.openai_agents import Approvals, saved_action_ids
 
 from reviewqueue.models import Action as ActionRow
+from tests.clients.support import run_async
 
 set_tracing_disabled(True)
 
@@ -82,7 +82,7 @@ def test_a_lookup_runs_at_once(rq, approvals):
     ran: list = []
     agent, model = payments_agent(approvals, ran, ("lookup_contact", {"email": "ada@example.com"}, "call_lookup"))
 
-    result = asyncio.run(Runner.run(agent, "Who is ada@example.com?"))
+    result = run_async(Runner.run(agent, "Who is ada@example.com?"))
 
     assert result.interruptions == []
     assert ran == [("lookup_contact", {"email": "ada@example.com"})]
@@ -108,7 +108,7 @@ def test_a_large_transfer_waits_for_the_desk_then_runs_as_approved(rq, approvals
         state = await approvals.resolve(result, timeout=30)
         return action.id, await Runner.run(agent, state)
 
-    action_id, result = asyncio.run(scenario())
+    action_id, result = run_async(scenario())
 
     assert result.interruptions == []
     assert ran == [("transfer_money", {"to": "acct-991", "amount": 48000.0, "currency": "USD"})]
@@ -123,7 +123,7 @@ def test_a_reviewers_edit_is_what_runs(rq, desk):
     agent, model = payments_agent(approvals, ran, transfer_call())
     desk.approve_next(edited_payload={"to": "acct-991", "amount": 4800, "currency": "USD"})
 
-    result = asyncio.run(approvals.run(agent, "Pay acct-991 $48,000", timeout=30))
+    result = run_async(approvals.run(agent, "Pay acct-991 $48,000", timeout=30))
 
     assert result.interruptions == []
     assert ran == [("transfer_money", {"to": "acct-991", "amount": 4800.0, "currency": "USD"})]
@@ -149,7 +149,7 @@ def test_a_rejection_reaches_the_model_and_nothing_runs(rq, approvals, desk):
     desk.reject_next("Over the desk's limit: split it into two payments.")
     desk.reject_next("Over the desk's limit: split it into two payments.")
 
-    result = asyncio.run(approvals.run(agent, "Pay acct-991 $48,000 twice", timeout=30))
+    result = run_async(approvals.run(agent, "Pay acct-991 $48,000 twice", timeout=30))
 
     assert ran == []
     assert len(model.tool_results) == 2
@@ -165,7 +165,7 @@ def test_a_plain_function_tool_never_runs_unedited_what_a_reviewer_edited(rq, ap
     agent.tools.append(plain_tool(approvals, ran))
     desk.approve_next(edited_payload={**TRANSFER, "amount": 4800})
 
-    asyncio.run(approvals.run(agent, "Pay acct-991 $48,000", timeout=30))
+    run_async(approvals.run(agent, "Pay acct-991 $48,000", timeout=30))
 
     assert ran == []
     [told] = agent.model.tool_results
@@ -187,7 +187,7 @@ def test_a_refused_call_never_runs(rq, refusal):
     lookup = ("lookup_contact", {"email": "ada@example.com"}, "call_lookup")
     agent, model = payments_agent(approvals, ran, transfer_call(), lookup)
 
-    asyncio.run(approvals.run(agent, "Pay acct-991 $48,000 and look Ada up", timeout=30))
+    run_async(approvals.run(agent, "Pay acct-991 $48,000 and look Ada up", timeout=30))
 
     told_transfer, told_lookup = model.told["call_transfer_1"], model.told["call_lookup"]
     assert expected in told_transfer.lower() and "not run" in told_transfer
@@ -201,7 +201,7 @@ def test_a_refused_call_never_runs(rq, refusal):
 def test_the_same_call_after_a_crash_is_the_same_action(rq, desk):
     first_ran: list = []
     first, _ = payments_agent(Approvals(rq.client(), key_prefix="test"), first_ran, transfer_call())
-    paused = asyncio.run(Runner.run(first, "Pay acct-991 $48,000"))
+    paused = run_async(Runner.run(first, "Pay acct-991 $48,000"))
     assert len(paused.interruptions) == 1 and ActionRow.objects.count() == 1
     # The process dies here. A new one (new client, tools, agent) re-runs the conversation: the model
     # makes the same call (the same call id), which finds the same action.
@@ -210,7 +210,7 @@ def test_the_same_call_after_a_crash_is_the_same_action(rq, desk):
     agent, _ = payments_agent(again, ran, transfer_call())
     desk.approve_next()
 
-    asyncio.run(again.run(agent, "Pay acct-991 $48,000", timeout=30))
+    run_async(again.run(agent, "Pay acct-991 $48,000", timeout=30))
 
     assert ActionRow.objects.count() == 1
     assert first_ran == [] and len(ran) == 1
@@ -223,7 +223,7 @@ def test_an_unreachable_server_is_a_clear_error_and_nothing_runs():
     agent, _ = payments_agent(approvals, ran, transfer_call(), ("lookup_contact", {"email": "a@b.c"}, "call_lookup"))
 
     with pytest.raises(errors.ServiceUnavailable, match="could not be reached") as raised:
-        asyncio.run(approvals.run(agent, "Pay acct-991 $48,000"))
+        run_async(approvals.run(agent, "Pay acct-991 $48,000"))
 
     assert ran == []
     assert "Nothing ran" in str(raised.value)
@@ -235,7 +235,7 @@ def test_a_saved_run_resumes_from_the_webhook_in_a_fresh_runner(rq, desk):
 
     first = Approvals(rq.client(), key_prefix="test", callback_url=HOOK)
     agent, _ = payments_agent(first, [], transfer_call())
-    saved = asyncio.run(first.save(asyncio.run(Runner.run(agent, "Pay acct-991 $48,000"))))
+    saved = run_async(first.save(run_async(Runner.run(agent, "Pay acct-991 $48,000"))))
     [action_id] = saved_action_ids(saved)
     assert json.loads(saved)["held"][0]["key"] == "test:transfer_money:call_transfer_1"  # JSON text to store
 
@@ -243,7 +243,7 @@ def test_a_saved_run_resumes_from_the_webhook_in_a_fresh_runner(rq, desk):
     ran: list = []
     fresh = Approvals(Client(rq.url, rq.key), key_prefix="test", callback_url=HOOK)
     agent, model = payments_agent(fresh, ran, transfer_call())
-    assert asyncio.run(fresh.resume(agent, saved, {"id": action_id, "status": "pending"})) is None  # not decided yet
+    assert run_async(fresh.resume(agent, saved, {"id": action_id, "status": "pending"})) is None  # not decided yet
 
     desk.approve_next(edited_payload={"to": "acct-991", "amount": 40000, "currency": "USD"})
     desk.join()
@@ -253,8 +253,8 @@ def test_a_saved_run_resumes_from_the_webhook_in_a_fresh_runner(rq, desk):
     secret = rq.agent.webhook_secret
 
     with pytest.raises(errors.ReviewqueueError, match="signature"):
-        asyncio.run(fresh.resume(agent, saved, body.replace(b"acct-991", b"acct-666"), headers=headers, secret=secret))
-    result = asyncio.run(fresh.resume(agent, saved, body, headers=headers, secret=secret))
+        run_async(fresh.resume(agent, saved, body.replace(b"acct-991", b"acct-666"), headers=headers, secret=secret))
+    result = run_async(fresh.resume(agent, saved, body, headers=headers, secret=secret))
 
     assert result is not None and result.interruptions == []
     assert ran == [("transfer_money", {"to": "acct-991", "amount": 40000.0, "currency": "USD"})]
@@ -262,6 +262,6 @@ def test_a_saved_run_resumes_from_the_webhook_in_a_fresh_runner(rq, desk):
     assert rq.client().get(action_id).outcome.status == "succeeded"
 
     # A second delivery (the webhook's retry) resumes the same saved run again: the transfer does not run twice.
-    again = asyncio.run(fresh.resume(agent, saved, body, headers=headers, secret=secret))
+    again = run_async(fresh.resume(agent, saved, body, headers=headers, secret=secret))
     assert again is not None and len(ran) == 1
     assert model.tool_results[0].startswith("Already done: this call ran before (succeeded")

@@ -47,16 +47,17 @@ def action_record_outcome(
     if outcome not in Outcome.values:
         raise InvalidInput(f"outcome must be one of {', '.join(Outcome.values)}")
     now = timezone.now()
+    written = {
+        "outcome": outcome,
+        "outcome_detail": detail,
+        "outcome_at": now,
+        "outcome_duration_ms": duration_ms,
+        "outcome_error_kind": error_kind,
+        "outcome_attempt": attempt,
+        "updated_at": now,
+    }
     with transaction.atomic():
-        won = Action.objects.filter(pk=action.pk, status=Status.APPROVED, outcome="").update(
-            outcome=outcome,
-            outcome_detail=detail,
-            outcome_at=now,
-            outcome_duration_ms=duration_ms,
-            outcome_error_kind=error_kind,
-            outcome_attempt=attempt,
-            updated_at=now,
-        )
+        won = Action.objects.filter(pk=action.pk, status=Status.APPROVED, outcome="").update(**written)
         if not won:
             action.refresh_from_db()
             if action.outcome:
@@ -67,12 +68,13 @@ def action_record_outcome(
                 f"The action is {action.status}; only approved actions may report an outcome.",
                 details={"status": action.status},
             )
-        agent = action.agent  # kept: the refresh forgets the loaded agent, and the event needs it
-        action.refresh_from_db()
-        action.agent = agent
+        # The row as the caller read it, with what this call wrote (not read again:
+        # the outcome is the agent's last word on the action, and cheap to report).
+        for field, value in written.items():
+            setattr(action, field, value)
         audit_append(
             kind="action.outcome",
-            actor=f"agent:{agent.name}",
+            actor=f"agent:{action.agent.name}",
             action=action,
             at=now,
             data={

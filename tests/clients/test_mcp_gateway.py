@@ -14,7 +14,6 @@ and bad configuration stops the command at start.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 import subprocess
@@ -36,6 +35,7 @@ from reviewqueue_client.mcp import Gateway, Settings, Upstream, load_settings
 
 from reviewqueue.actions.kill_switches import kill_switch_set
 from reviewqueue.models import Action, Status
+from tests.clients.support import run_async
 from tests.conftest import make_agent
 
 pytestmark = pytest.mark.slow
@@ -136,7 +136,7 @@ def call(gw: Gateway, name: str, arguments: dict, **options: Any):
         async with MCPClient(gw.server(), **options) as client:
             return await client.call_tool(name, arguments, raise_on_error=False)
 
-    return asyncio.run(scenario())
+    return run_async(scenario())
 
 
 def text(result) -> str:
@@ -194,7 +194,7 @@ def test_over_stdio_a_lookup_passes_at_once_and_a_held_transfer_runs_with_the_re
             transfer = await client.call_tool("transfer_money", TRANSFER)
             return lookup, took, transfer
 
-    lookup, took, transfer = asyncio.run(scenario())
+    lookup, took, transfer = run_async(scenario())
     desk.join()
     assert lookup.data["plan"] == "pro" and took < 2
     found = the_action("mcp.acme.lookup_customer")
@@ -225,7 +225,7 @@ def test_over_http_a_rejection_is_a_tool_error_with_the_reason_and_nothing_runs(
             return str(refused.value)
 
     try:
-        message = asyncio.run(scenario())
+        message = run_async(scenario())
     finally:
         served.stop()
     desk.join()
@@ -276,7 +276,7 @@ def test_a_hold_past_the_limit_then_a_retry_find_the_same_action(rq, desk, ran):
             retry = await client.call_tool("transfer_money", TRANSFER, raise_on_error=False)
             return first, retry
 
-    first, retry = asyncio.run(scenario())
+    first, retry = run_async(scenario())
     desk.join()
     action = the_action("mcp.acme.transfer_money")  # one action, not two
     assert first.is_error and "Still waiting for a reviewer" in text(first) and "Nothing has run yet" in text(first)
@@ -318,7 +318,7 @@ def test_tools_list_hides_what_the_key_may_never_call(rq, ran):
             hidden = await client.call_tool("delete_backup", {"backup_id": "bk-7"}, raise_on_error=False)
             return listed, hidden
 
-    listed, hidden = asyncio.run(scenario())
+    listed, hidden = run_async(scenario())
     assert listed == {"lookup_customer", "transfer_money"}
     assert hidden.is_error and "may not submit 'mcp.acme.delete_backup'" in text(hidden) and ran == []
 
@@ -349,7 +349,7 @@ def test_several_upstreams_are_named_by_their_server(rq, ran):
             found = await client.call_tool("ops_desk_lookup_customer", LOOKUP)
             return listed, found
 
-    listed, found = asyncio.run(scenario())
+    listed, found = run_async(scenario())
     assert {"acme_lookup_customer", "ops_desk_lookup_customer", "ops_desk_send_email"} <= listed
     assert found.data["plan"] == "pro" and the_action("mcp.ops_desk.lookup_customer").payload == LOOKUP
 

@@ -351,7 +351,7 @@ class Gateway:
         proxies = []
         for upstream in self.settings.upstreams:
             server = upstream.server
-            pools.append(_Sessions(FastMCPTransport(server) if isinstance(server, FastMCP) else server.to_transport()))
+            pools.append(_Sessions(_transport_factory(server)))
             single = len(self.settings.upstreams) == 1
             proxy = FastMCPProxy(
                 client_factory=pools[-1].checkout, name=upstream.slug, lifespan=lifespan if single else None
@@ -556,8 +556,8 @@ class _Sessions:
 
     KEEP = 16  # idle sessions kept per era
 
-    def __init__(self, transport: ClientTransport):
-        self.transport = transport
+    def __init__(self, new_transport: Callable[[], ClientTransport]):
+        self.new_transport = new_transport  # each session its own, so closing one closes nothing shared
         self._idle: dict[str, list[_Session]] = {}
         self._open: set[_Session] = set()
 
@@ -569,7 +569,7 @@ class _Sessions:
             if session.is_connected():
                 return session
             self._open.discard(session)
-        session = _Session(self.transport, mode=mode)
+        session = _Session(self.new_transport(), mode=mode)
         session.sessions = self
         self._open.add(session)
         await session.__aenter__()  # connects; FastMCP's `async with` around each use then only counts
@@ -581,12 +581,19 @@ class _Sessions:
             idle.append(session)
         else:
             self._open.discard(session)
-            asyncio.get_running_loop().create_task(session._disconnect(force=True))
+            asyncio.get_running_loop().create_task(session.close())
 
     async def close(self) -> None:
         open_, self._open, self._idle = list(self._open), set(), {}
         for session in open_:
-            await session._disconnect(force=True)
+            await session.close()
+
+
+def _transport_factory(server: Any) -> Callable[[], ClientTransport]:
+    """New transports to an upstream: an in-process FastMCP server, or an mcpServers entry."""
+    if isinstance(server, FastMCP):
+        return lambda: FastMCPTransport(server)
+    return server.to_transport
 
 
 class _Session(StatefulProxyClient):

@@ -290,8 +290,10 @@ if not LOCAL_RUN:
 
 # Celery: the embedded default keeps messages in files, so a bare machine needs
 # no broker server; CELERY_BROKER_URL switches to Redis or RabbitMQ.
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
-if CELERY_BROKER_URL == "filesystem://":
+# (kombu wants a host even for files: "localhost" names this machine.)
+EMBEDDED_BROKER = "filesystem://localhost/"
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", EMBEDDED_BROKER)
+if CELERY_BROKER_URL in (EMBEDDED_BROKER, "filesystem://"):
     _queue_dir = VAR_DIR / "broker"
     for _folder in ("processed", "control"):
         (_queue_dir / _folder).mkdir(parents=True, exist_ok=True)

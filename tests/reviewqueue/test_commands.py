@@ -94,3 +94,21 @@ def test_bootstrap_demo_prints_the_demo_agents_working_key_on_every_start(capsys
     renewed = _last_word(capsys)
     assert renewed != first and _status(renewed) == 200 and _status(first) == 401
     assert (tmp_path / "demo-agent.key").read_text() == renewed
+
+
+def test_demo_logins_stay_the_same_across_starts_and_are_kept_in_a_private_file(capsys, settings, tmp_path):
+    from django.contrib.auth.models import User
+
+    settings.VAR_DIR = tmp_path
+    call_command("bootstrap_demo")
+    first = capsys.readouterr().out
+    call_command("bootstrap_demo")
+    again = capsys.readouterr().out
+
+    logins = tmp_path / "demo-logins.txt"
+    assert again == first and str(logins) in first
+    passwords = {line.split()[0]: line.split()[1] for line in logins.read_text().splitlines() if line.startswith("  ")}
+    assert set(passwords) == {"admin", "reviewer", "senior", "ops"}
+    assert all(User.objects.get(username=user).check_password(password) for user, password in passwords.items())
+    assert logins.stat().st_mode & 0o777 == 0o600
+    assert logins.read_text().splitlines()[-1] == f"Demo agent key: {(tmp_path / 'demo-agent.key').read_text()}"

@@ -195,3 +195,13 @@ def test_a_kill_switch_banner_shows_on_every_reviewer_page_while_engaged(rita, a
     for path in ("/queue/blocking/", "/queue/decided/", f"/actions/{action.pk}/", "/nav/"):
         html = rita.get(path).content.decode()
         assert 'id="kill-switch-banner"' in html and "runaway &lt;b&gt;refunds&lt;/b&gt;" in html, path
+
+
+def test_pages_have_an_icon_and_favicon_ico_leads_to_it(live_server):
+    import httpx
+
+    with httpx.Client(base_url=live_server.url, follow_redirects=True, timeout=30) as http:
+        login = http.get("/accounts/login/")
+        icon = http.get("/favicon.ico")
+    assert 'rel="icon" href="/static/reviewqueue/favicon.svg"' in login.text
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")

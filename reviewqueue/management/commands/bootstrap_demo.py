@@ -25,16 +25,36 @@ class Command(BaseCommand):
             raise CommandError("Demo users with printed passwords are for local runs only.")
         for role in ROLES:
             Group.objects.get_or_create(name=role)
-        self.stdout.write("Demo logins (new passwords every start):")
+        logins_file = settings.VAR_DIR / LOGINS_FILE
+        kept = _kept_passwords(logins_file)
+        lines = []
         for username, groups in DEMO_USERS.items():
             user, _ = User.objects.get_or_create(username=username)
-            password = secrets.token_urlsafe(9)
+            password = kept.get(username) or secrets.token_urlsafe(9)
             user.set_password(password)
             user.is_staff = user.is_superuser = username == "admin"
             user.save()
             user.groups.set(Group.objects.filter(name__in=groups))
-            self.stdout.write(f"  {username:<9} {password}   ({', '.join(groups)})")
-        self.stdout.write(f"Demo agent key: {_demo_agent_key()}")
+            lines.append(f"  {username:<9} {password}   ({', '.join(groups)})")
+        lines.append(f"Demo agent key: {_demo_agent_key()}")
+        write_private_file(logins_file, "\n".join(lines) + "\n")  # credentials: mode 0600
+        self.stdout.write(f"Demo logins (the same on every start while {logins_file} lasts):")
+        self.stdout.write("\n".join(lines))
+
+
+LOGINS_FILE = "demo-logins.txt"
+
+
+def _kept_passwords(path) -> dict[str, str]:
+    """The demo users' passwords from an earlier start, so a restart doesn't change them."""
+    if not path.exists():
+        return {}
+    kept = {}
+    for line in path.read_text().splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[0] in DEMO_USERS:
+            kept[fields[0]] = fields[1]
+    return kept
 
 
 def _demo_agent_key() -> str:

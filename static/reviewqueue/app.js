@@ -9,15 +9,17 @@
   }
 
   // ------------------------------------------------------------- SLA ---
-  function pad(n) { return n < 10 ? "0" + n : "" + n; }
+  // "14 min left", not "14:05 left", which reads like a time of day.
   function span(seconds) {
     seconds = Math.floor(Math.abs(seconds));
     var d = Math.floor(seconds / 86400), h = Math.floor(seconds % 86400 / 3600),
-        m = Math.floor(seconds % 3600 / 60), s = seconds % 60;
-    if (d) return d + "d " + h + "h";
-    if (h) return h + "h " + pad(m) + "m";
-    return m + ":" + pad(s);
+        m = Math.floor(seconds % 3600 / 60);
+    if (d) return d + " d " + h + " h";
+    if (h) return h + " h " + m + " min";
+    if (m) return m + " min";
+    return seconds + " s";
   }
+  var URGENT_SECONDS = 300;  // the last five minutes turn the countdown urgent
   function tick() {
     var now = Date.now();
     document.querySelectorAll("time[data-countdown]").forEach(function (el) {
@@ -26,7 +28,7 @@
       var left = (due - now) / 1000;
       el.textContent = left >= 0 ? span(left) + " left" : "overdue " + span(left);
       el.classList.toggle("sla-overdue", left < 0);
-      el.classList.toggle("sla-soon", left >= 0 && left < 120);
+      el.classList.toggle("sla-soon", left >= 0 && left < URGENT_SECONDS);
     });
   }
 

@@ -1,11 +1,13 @@
 """The reviewer's flows in a real browser (headless chromium)."""
 
 import json
+import re
 import threading
 import time
 import urllib.request
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from reviewqueue.core.canonical import sha256_hex
@@ -265,3 +267,22 @@ def test_pages_fit_desktop_and_tablet_widths_and_screenshots_are_taken(signed_in
         unlabeled = page.evaluate("""[...document.querySelectorAll('main input:not([type=hidden]), main textarea, main select')]
             .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')).map(el => el.name)""")
         assert unlabeled == []
+
+
+def test_the_sla_countdown_says_minutes_left_and_turns_urgent_as_it_runs_out(signed_in, reviewer, agent_client):
+    action = d.blocking(agent_client)
+    page = signed_in(reviewer)
+    page.clock.install()  # the page's own clock, so the test can move it
+    page.goto("/queue/blocking/")
+    countdown = page.locator(f"tr[data-id='{action.pk}'] time[data-countdown]")
+    expect(countdown).to_have_text(re.compile(r"^\d+ min left$"))
+    expect(countdown).not_to_have_class(re.compile("sla-soon"))
+
+    left = (action.sla_due_at - timezone.now()).total_seconds()
+    page.clock.run_for(int((left - 200) * 1000))  # 200 s before the deadline
+    expect(countdown).to_have_text(re.compile(r"^3 min left$"))
+    expect(countdown).to_have_class(re.compile("sla-soon"))
+
+    page.clock.run_for(260_000)
+    expect(countdown).to_have_text(re.compile(r"^overdue 1 min$"))
+    expect(countdown).to_have_class(re.compile("sla-overdue"))

@@ -317,6 +317,8 @@ def action_escalate(*, action: Action, user: User, note: str = "", group: str = 
     manual escalation never delays an expiry.
     """
     _decider_check(action, user)
+    if refusal := roles.escalation_refusal(user=user, group=group):
+        raise Forbidden(refusal)
     note = (note or "").strip()
     now = timezone.now()
     with transaction.atomic():

@@ -59,6 +59,14 @@ def sees_every_escalation(user: Any) -> bool:
     return bool(getattr(user, "is_superuser", False))
 
 
+def escalation_refusal(*, user: Any, group: str) -> str | None:
+    """Why this user may not hand an item to `group`, or None: handing it to a
+    group they belong to would hand it to themselves."""
+    if group in user_roles(user):
+        return f"You are one of the {group.replace('_', ' ')}s yourself: decide it, or hand it to another group."
+    return None
+
+
 def escalation_targets(user: Any) -> list[str]:
     """Values of `escalated_to` addressed to this user: their groups and themselves."""
     return [*sorted(user_roles(user)), f"user:{user.get_username()}"]

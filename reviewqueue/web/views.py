@@ -193,6 +193,7 @@ def _page_context(request, action: Action, **extra) -> dict:
         "may_reveal": roles.may_reveal(user),
         "revealed": False,  # the action's text in the clear: only after an audited reveal
         "refusal": roles.decide_refusal(user=user, action=action, owner_ids=ctx.owner_ids),
+        "escalation_refusal": roles.escalation_refusal(user=user, group=roles.Role.SENIOR_REVIEWER),
         "is_open_blocking": action.is_open_blocking,
         "is_open_async": action.is_open_async,
         "is_open": action.is_open,

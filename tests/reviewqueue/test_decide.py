@@ -7,7 +7,7 @@ from django.db import connection
 
 from reviewqueue.actions import lifecycle
 from reviewqueue.core.canonical import sha256_hex
-from reviewqueue.core.errors import Forbidden, IllegalTransition, InvalidInput
+from reviewqueue.core.errors import Forbidden, InvalidInput
 from reviewqueue.models import Action, AuditEvent, Decision, OutboxMessage
 from tests import dashboard as d
 
@@ -110,7 +110,7 @@ def test_escalation_hands_the_item_to_senior_reviewers_and_keeps_it_pending(agen
     assert AuditEvent.objects.filter(action=action, kind="action.escalated", actor="user:rita").exists()
     with pytest.raises(Forbidden, match="escalated to senior reviewer"):
         lifecycle.action_decide(action=_fresh(action), user=reviewer, approve=True)
-    with pytest.raises(IllegalTransition, match="Already escalated"):
+    with pytest.raises(Forbidden, match="one of the senior reviewers yourself"):
         lifecycle.action_escalate(action=_fresh(action), user=senior_reviewer)
     assert lifecycle.action_decide(action=_fresh(action), user=senior_reviewer, approve=True).status == "approved"
 

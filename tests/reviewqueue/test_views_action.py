@@ -182,3 +182,17 @@ def test_agent_text_is_escaped_everywhere_on_the_page(rita, agent_client):
 
 def test_an_unknown_action_is_a_404_page(rita, db):
     assert rita.get("/actions/01a20ac0-8b00-70f4-b98a-ae81771b38a0/").status_code == 404
+
+
+def test_a_senior_reviewer_is_not_offered_to_escalate_to_senior_reviewers(
+    client, agent_client, reviewer, senior_reviewer
+):
+    action = d.blocking(agent_client)
+    client.force_login(reviewer)
+    assert 'id="escalate-button"' in client.get(f"/actions/{action.pk}/").content.decode()
+
+    client.force_login(senior_reviewer)
+    assert 'id="escalate-button"' not in client.get(f"/actions/{action.pk}/").content.decode()
+    refused = client.post(f"/actions/{action.pk}/decide", {"decision": "escalate"})
+    assert "one of the senior reviewers yourself" in refused.content.decode()
+    assert Action.objects.get(pk=action.pk).escalated_to == ""

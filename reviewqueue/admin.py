@@ -4,8 +4,9 @@ trail, which is read-only here as everywhere."""
 import json
 
 from django.contrib import admin
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponseNotAllowed
 from django.template.response import TemplateResponse
 from django.urls import path
@@ -352,3 +353,20 @@ class OutboxMessageAdmin(MaskedReadOnlyAdmin):
 @admin.register(CircuitBreaker)
 class CircuitBreakerAdmin(ReadOnlyAdmin):
     list_display = ("endpoint", "open_until", "probe_started_at")
+
+
+class AdminLoginForm(AdminAuthenticationForm):
+    """A reviewer or ops user with the right password is told where they sign
+    in, instead of Django's "enter the correct username and password for a
+    staff account", which reads as if the password were wrong."""
+
+    def confirm_login_allowed(self, user):
+        if user.is_active and not user.is_staff:
+            raise ValidationError(
+                "The admin is for admins. Reviewers and ops work in the dashboard: sign in at /accounts/login/.",
+                code="not_staff",
+            )
+        super().confirm_login_allowed(user)
+
+
+admin.site.login_form = AdminLoginForm

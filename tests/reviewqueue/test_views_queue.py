@@ -205,3 +205,16 @@ def test_pages_have_an_icon_and_favicon_ico_leads_to_it(live_server):
         icon = http.get("/favicon.ico")
     assert 'rel="icon" href="/static/reviewqueue/favicon.svg"' in login.text
     assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+
+
+def test_a_reviewer_signing_in_to_the_admin_is_sent_to_the_dashboard_not_told_the_password_is_wrong(client, db):
+    from django.contrib.auth.models import Group, User
+
+    user = User.objects.create_user("rosa", password="pw-rosa-1")
+    user.groups.add(Group.objects.get_or_create(name="reviewer")[0])
+    page = client.post("/admin/login/?next=/admin/", {"username": "rosa", "password": "pw-rosa-1"})
+    text = page.content.decode()
+    assert page.status_code == 200 and "The admin is for admins" in text and "/accounts/login/" in text
+    assert "correct username and password for a staff account" not in text
+    wrong = client.post("/admin/login/?next=/admin/", {"username": "rosa", "password": "nope"}).content.decode()
+    assert "The admin is for admins" not in wrong  # a wrong password says nothing more than before

@@ -403,15 +403,27 @@ def queue_first(*, user, tab: Tab = Tab.BLOCKING) -> uuid.UUID | None:
     return page.rows[0].action.pk if page.rows else None
 
 
-def pending_in_scope(scope: str) -> int:
-    """How many pending actions engaging this switch would halt (for the confirmation)."""
+@dataclass(frozen=True)
+class SwitchReach:
+    """What engaging a kill switch would do, for its confirmation page."""
+
+    halted: int  # pending actions in scope: halted, never to be approved
+    flagged: int  # async actions in scope that already went ahead and await their review: flagged
+
+
+def kill_switch_reach(scope: str) -> SwitchReach:
     from reviewqueue.controls.killswitch import scope_covers
 
-    rows = Action.objects.filter(status=Status.PENDING).values_list("agent__name", "action_type", "tool")
-    return sum(
-        1
-        for agent_name, action_type, tool in rows.iterator()
-        if scope_covers(scope, agent_name=agent_name, action_type=action_type, tool=tool)
+    def covered(queryset) -> int:
+        rows = queryset.values_list("agent__name", "action_type", "tool")
+        return sum(
+            1
+            for agent_name, action_type, tool in rows.iterator()
+            if scope_covers(scope, agent_name=agent_name, action_type=action_type, tool=tool)
+        )
+
+    return SwitchReach(
+        halted=covered(Action.objects.filter(status=Status.PENDING)), flagged=covered(Action.objects.open_async())
     )
 
 

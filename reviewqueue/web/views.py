@@ -459,7 +459,7 @@ def kill_switch_change(request: HtmxHttpRequest) -> HttpResponse:
                 "scope": scope,
                 "engage": engage,
                 "reason": reason,
-                "pending": selectors.pending_in_scope(scope) if engage else 0,
+                "reach": selectors.kill_switch_reach(scope) if engage else None,
             },
         )
     _, halted = kill_switch_set(scope=scope, engaged=engage, reason=reason, actor=f"user:{request.user.get_username()}")

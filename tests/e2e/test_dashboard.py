@@ -286,3 +286,19 @@ def test_the_sla_countdown_says_minutes_left_and_turns_urgent_as_it_runs_out(sig
     page.clock.run_for(260_000)
     expect(countdown).to_have_text(re.compile(r"^overdue 1 min$"))
     expect(countdown).to_have_class(re.compile("sla-overdue"))
+
+
+def test_the_kill_switch_banner_offers_ops_a_button_to_manage_it(signed_in, ops_user):
+    from reviewqueue.actions.kill_switches import kill_switch_set
+
+    kill_switch_set(scope="global", engaged=True, reason="incident 42", actor="ops")
+    page = signed_in(ops_user)
+    page.goto("/ops/kill-switches/")
+    manage = page.get_by_role("link", name="Manage kill switches")
+    expect(manage).to_be_visible()
+    style = manage.evaluate(
+        "e => { const s = getComputedStyle(e); return [s.backgroundColor, s.color, s.fontWeight]; }"
+    )
+    assert style[0] != "rgba(0, 0, 0, 0)" and style[0] != style[1] and int(style[2]) >= 600  # a filled, bold button
+    manage.click()
+    expect(page).to_have_url(re.compile(r"/ops/kill-switches/$"))

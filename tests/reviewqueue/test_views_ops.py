@@ -67,3 +67,15 @@ def test_a_bad_scope_is_refused_with_a_message(olga, db):
         {"scope_kind": "agent", "scope_value": "no spaces allowed", "engaged": "true", "reason": "x"},
     )
     assert response.status_code == 422 and "scope must be" in response.content.decode()
+
+
+def test_the_confirmation_says_how_many_actions_that_already_went_ahead_will_be_flagged(olga, agent_client):
+    went_ahead = d.async_review(agent_client)
+    form = {"scope_kind": "agent", "scope_value": "billing-bot", "engaged": "true", "reason": "runaway refunds"}
+    html = olga.post("/ops/kill-switches/change", form).content.decode()
+    assert 'id="flag-count">1<' in html and "will be flagged for a reviewer" in html
+    olga.post(
+        "/ops/kill-switches/change",
+        {"scope": "agent:billing-bot", "engaged": "true", "reason": "runaway refunds", "confirmed": "yes"},
+    )
+    assert Action.objects.get(pk=went_ahead.pk).review_state == "flagged"  # what the page said

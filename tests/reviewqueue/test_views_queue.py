@@ -218,3 +218,15 @@ def test_a_reviewer_signing_in_to_the_admin_is_sent_to_the_dashboard_not_told_th
     assert "correct username and password for a staff account" not in text
     wrong = client.post("/admin/login/?next=/admin/", {"username": "rosa", "password": "nope"}).content.decode()
     assert "The admin is for admins" not in wrong  # a wrong password says nothing more than before
+
+
+def test_the_status_column_says_an_item_is_open_and_who_holds_it(client, agent_client, reviewer, senior_reviewer):
+    open_item = d.blocking(agent_client, summary="Nobody has looked at this one")
+    held = d.blocking(agent_client, summary="Sam has this one")
+    lifecycle.action_claim(action=held, user=senior_reviewer)
+    client.force_login(reviewer)
+    html = client.get("/queue/blocking/").content.decode()
+    row = html[html.index(f'data-id="{open_item.pk}"') :]
+    assert "open · nobody on it yet" in row[: row.index("</tr>")]
+    row = html[html.index(f'data-id="{held.pk}"') :]
+    assert "sam is on it" in row[: row.index("</tr>")]

@@ -302,3 +302,14 @@ def test_the_kill_switch_banner_offers_ops_a_button_to_manage_it(signed_in, ops_
     assert style[0] != "rgba(0, 0, 0, 0)" and style[0] != style[1] and int(style[2]) >= 600  # a filled, bold button
     manage.click()
     expect(page).to_have_url(re.compile(r"/ops/kill-switches/$"))
+
+
+def test_the_payload_editor_gets_room_to_edit(signed_in, reviewer, agent_client):
+    action = d.blocking(agent_client)
+    page = signed_in(reviewer)
+    page.set_viewport_size({"width": 1366, "height": 900})
+    page.goto(f"/actions/{action.pk}/")
+    page.locator("#edit-panel summary").click()
+    editor = page.locator("#edit-payload")
+    expect(editor).to_be_visible()
+    assert editor.bounding_box()["width"] >= 500  # was 270 px in a 340 px column

@@ -13,7 +13,6 @@ from reviewqueue.models import (
     Action,
     ReviewState,
     Status,
-    Tier,
 )
 from reviewqueue.notify import outbox as notifications
 
@@ -26,7 +25,7 @@ def actions_halt(*, scope: str, reason: str, actor: str) -> int:
     Call inside the engaging transaction.
     """
     now = timezone.now()
-    ids = _in_scope(Action.objects.filter(status=Status.PENDING), scope)
+    ids = killswitch.covered_ids(Action.objects.filter(status=Status.PENDING), scope)
     halted: list[Action] = []
     for chunk in chunks(ids, 1000):
         # Conditional on still pending: a decision that won first stands.
@@ -57,12 +56,9 @@ def actions_halt(*, scope: str, reason: str, actor: str) -> int:
 def actions_flag_for_review(*, scope: str, reason: str, actor: str) -> int:
     """Async-tier actions in scope that already went ahead get flagged for a reviewer."""
     now = timezone.now()
-    candidates = Action.objects.filter(
-        tier=Tier.ASYNC_REVIEW, status=Status.APPROVED, review_state=ReviewState.AWAITING_REVIEW
-    )
     flagged: list[Action] = []
     note = f"Flagged by the kill switch ({scope}): {reason}"
-    for chunk in chunks(_in_scope(candidates, scope), 1000):
+    for chunk in chunks(killswitch.covered_ids(Action.objects.open_async(), scope), 1000):
         Action.objects.filter(pk__in=chunk, review_state=ReviewState.AWAITING_REVIEW).update(
             review_state=ReviewState.FLAGGED,
             review_note=note,
@@ -76,15 +72,3 @@ def actions_flag_for_review(*, scope: str, reason: str, actor: str) -> int:
     )
     notifications.enqueue_many([("action.flagged", a, data) for a in flagged], to_agent=True, at=now)
     return len(flagged)
-
-
-def _in_scope(queryset, scope: str) -> list:
-    kind, _, value = scope.partition(":")
-    if kind == "agent":
-        queryset = queryset.filter(agent__name=value)
-    rows = queryset.order_by("created_at").values_list("pk", "agent__name", "action_type", "tool")
-    return [
-        pk
-        for pk, agent_name, action_type, tool in rows
-        if killswitch.scope_covers(scope, agent_name=agent_name, action_type=action_type, tool=tool)
-    ]

@@ -41,6 +41,20 @@ def scope_covers(scope: str, *, agent_name: str, action_type: str, tool: str = "
     return kind == "action_type" and names_touch(value, action_type, tool)
 
 
+def covered_ids(actions, scope: str) -> list:
+    """The ids of those `actions` (a queryset) that `scope` covers, oldest
+    first: what engaging it halts or flags, and what its confirmation counts."""
+    kind, _, value = scope.partition(":")
+    if kind == "agent":
+        actions = actions.filter(agent__name=value)
+    rows = actions.order_by("created_at").values_list("pk", "agent__name", "action_type", "tool")
+    return [
+        pk
+        for pk, agent_name, action_type, tool in rows.iterator()
+        if scope_covers(scope, agent_name=agent_name, action_type=action_type, tool=tool)
+    ]
+
+
 def engaged_covering(
     switches: list[KillSwitch],
     *,

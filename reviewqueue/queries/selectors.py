@@ -412,18 +412,11 @@ class SwitchReach:
 
 
 def kill_switch_reach(scope: str) -> SwitchReach:
-    from reviewqueue.controls.killswitch import scope_covers
-
-    def covered(queryset) -> int:
-        rows = queryset.values_list("agent__name", "action_type", "tool")
-        return sum(
-            1
-            for agent_name, action_type, tool in rows.iterator()
-            if scope_covers(scope, agent_name=agent_name, action_type=action_type, tool=tool)
-        )
+    from reviewqueue.controls.killswitch import covered_ids
 
     return SwitchReach(
-        halted=covered(Action.objects.filter(status=Status.PENDING)), flagged=covered(Action.objects.open_async())
+        halted=len(covered_ids(Action.objects.filter(status=Status.PENDING), scope)),
+        flagged=len(covered_ids(Action.objects.open_async(), scope)),
     )
 
 

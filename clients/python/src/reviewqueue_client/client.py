@@ -100,6 +100,16 @@ def _scope_call(actions: list[tuple[str, str]]) -> _Call:
     return _Call("POST", "/api/v1/agent/scopes", body)
 
 
+def _cancelled(action: Action) -> bool:
+    """A cancel answered 409 because an earlier try of it (whose answer was lost) went through."""
+    return action.status == "cancelled"
+
+
+def _reported(action: Action, status: str) -> bool:
+    """An outcome report answered 409 because an earlier try of it went through."""
+    return action.outcome is not None and action.outcome.status == status
+
+
 def _new_key() -> str:
     return f"rq-{uuid.uuid4()}"
 
@@ -162,7 +172,7 @@ class _Base:
             "timeout": call.timeout if call.timeout is not None else self.timeout,
         }
 
-    def _answer(self, call: _Call, response: httpx.Response) -> Any:
+    def _answer(self, response: httpx.Response) -> Any:
         if response.status_code >= 400:
             raise _error(response)
         return response.json()
@@ -213,7 +223,7 @@ class Client(_Base):
             else:
                 pause = _pause(self.max_retries, attempt, response, self.backoff)
                 if pause is None:
-                    return self._answer(call, response)
+                    return self._answer(response)
             time.sleep(pause)
         raise AssertionError("unreachable")  # the last attempt always returns or raises
 
@@ -233,7 +243,18 @@ class Client(_Base):
     ) -> Action:
         """Propose an action; the answer says at once whether it may run (`may_execute`).
         The same idempotency_key and body give back the same action, never a second one."""
-        call = _submit_call(**{k: v for k, v in locals().items() if k != "self"})
+        call = _submit_call(
+            action_type=action_type,
+            payload=payload,
+            summary=summary,
+            tool=tool,
+            rationale=rationale,
+            conversation_id=conversation_id,
+            context=context,
+            cost=cost,
+            callback_url=callback_url,
+            idempotency_key=idempotency_key,
+        )
         return Action.model_validate(self._call(call))
 
     def get(self, action_id: str) -> Action:
@@ -263,7 +284,7 @@ class Client(_Base):
             return Action.model_validate(self._call(_Call("POST", f"/api/v1/actions/{action_id}/cancel", {})))
         except errors.Conflict:
             action = self.get(action_id)
-            if action.status == "cancelled":
+            if _cancelled(action):
                 return action
             raise
 
@@ -285,7 +306,7 @@ class Client(_Base):
             )
         except errors.Conflict:
             action = self.get(action_id)
-            if action.outcome is not None and action.outcome.status == status:
+            if _reported(action, status):
                 return action
             raise
 
@@ -337,7 +358,7 @@ class AsyncClient(_Base):
             else:
                 pause = _pause(self.max_retries, attempt, response, self.backoff)
                 if pause is None:
-                    return self._answer(call, response)
+                    return self._answer(response)
             await asyncio.sleep(pause)
         raise AssertionError("unreachable")
 
@@ -355,7 +376,18 @@ class AsyncClient(_Base):
         callback_url: str = "",
         idempotency_key: str | None = None,
     ) -> Action:
-        call = _submit_call(**{k: v for k, v in locals().items() if k != "self"})
+        call = _submit_call(
+            action_type=action_type,
+            payload=payload,
+            summary=summary,
+            tool=tool,
+            rationale=rationale,
+            conversation_id=conversation_id,
+            context=context,
+            cost=cost,
+            callback_url=callback_url,
+            idempotency_key=idempotency_key,
+        )
         return Action.model_validate(await self._call(call))
 
     async def get(self, action_id: str) -> Action:
@@ -380,7 +412,7 @@ class AsyncClient(_Base):
             return Action.model_validate(await self._call(_Call("POST", f"/api/v1/actions/{action_id}/cancel", {})))
         except errors.Conflict:
             action = await self.get(action_id)
-            if action.status == "cancelled":
+            if _cancelled(action):
                 return action
             raise
 
@@ -400,7 +432,7 @@ class AsyncClient(_Base):
             )
         except errors.Conflict:
             action = await self.get(action_id)
-            if action.outcome is not None and action.outcome.status == status:
+            if _reported(action, status):
                 return action
             raise
 
